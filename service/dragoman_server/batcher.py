@@ -1,0 +1,231 @@
+"""The dynamic batcher: one per model. Segments from concurrent requests are merged into batches.
+
+Callers on the event loop submit segments and get one asyncio future each. A worker thread takes
+batches of up to `max_batch_size` segments / `max_batch_tokens` padded tokens, waiting at most
+`max_queue_delay_ms` for a batch to fill, runs the engine, and answers each future on its loop with
+`call_soon_threadsafe`. A segment whose future was cancelled (deadline, client gone) is dropped
+before it reaches the model, and a running batch stops early once every segment in it is abandoned.
+"""
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from .engines.base import Engine, Generated, GenerationParams
+from .errors import ResourceExhausted
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class _Item:
+    text: str
+    tokens: int
+    params: GenerationParams
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+    enqueued: float = field(default_factory=time.monotonic)
+
+    @property
+    def abandoned(self) -> bool:
+        # Read from the worker thread: Future.done() only reads a state attribute.
+        return self.future.done()
+
+
+@dataclass
+class BatcherStats:
+    """Counters since start; read by logs and metrics."""
+
+    batches: int = 0
+    segments: int = 0
+    dropped: int = 0
+    stopped_early: int = 0
+    largest_batch: int = 0
+    busy_seconds: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+BatchObserver = Callable[[str, int, int, float], None]  # model, batch size, queue depth, seconds
+
+
+class Batcher:
+    """Dynamic batching in front of one engine."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_batch_size: int = 32,
+        max_batch_tokens: int = 8192,
+        max_queue_delay_ms: float = 5.0,
+        max_queue_size: int = 4096,
+        observer: BatchObserver | None = None,
+    ):
+        self.engine = engine
+        self.max_batch_size = max(1, max_batch_size)
+        self.max_batch_tokens = max(1, max_batch_tokens)
+        self.max_queue_delay = max(0.0, max_queue_delay_ms) / 1000.0
+        self.max_queue_size = max_queue_size
+        self.observer = observer
+        self.stats = BatcherStats()
+        self._queue: deque[_Item] = deque()
+        self._cond = threading.Condition()
+        self._running = True
+        self._thread = threading.Thread(
+            target=self._work, name=f"batcher-{engine.name}", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    def submit(
+        self, texts: Sequence[str], token_counts: Sequence[int], params: GenerationParams
+    ) -> list[asyncio.Future]:
+        """Queue segments; returns one future per segment. Call from the event loop."""
+        loop = asyncio.get_running_loop()
+        items = [
+            _Item(t, n, params, loop.create_future(), loop)
+            for t, n in zip(texts, token_counts, strict=True)
+        ]
+        with self._cond:
+            if not self._running:
+                raise ResourceExhausted(f"model {self.engine.name!r} is shutting down")
+            if len(self._queue) + len(items) > self.max_queue_size:
+                raise ResourceExhausted(
+                    f"model {self.engine.name!r} queue is full ({len(self._queue)} segments waiting, "
+                    f"limit {self.max_queue_size}); retry later",
+                    retry_after_s=1.0,
+                )
+            self._queue.extend(items)
+            self._cond.notify()
+        return [item.future for item in items]
+
+    async def generate(
+        self, texts: Sequence[str], token_counts: Sequence[int], params: GenerationParams
+    ) -> list[Generated]:
+        """Submit and wait for all; cancelling the caller abandons every segment."""
+        futures = self.submit(texts, token_counts, params)
+        try:
+            return list(await asyncio.gather(*futures))
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+
+    def close(self, timeout: float | None = 5.0) -> None:
+        """Stop the worker; queued segments fail."""
+        with self._cond:
+            self._running = False
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+    def _take_batch(self) -> list[_Item]:
+        while self._queue and self._queue[0].abandoned:
+            self._queue.popleft()
+            self.stats.dropped += 1
+        if not self._queue:
+            return []
+        params = self._queue[0].params
+        batch: list[_Item] = []
+        rest: deque[_Item] = deque()
+        longest = 0
+        while self._queue:
+            item = self._queue.popleft()
+            if item.abandoned:
+                self.stats.dropped += 1
+                continue
+            fits = (
+                len(batch) < self.max_batch_size
+                and (len(batch) + 1) * max(longest, item.tokens) <= self.max_batch_tokens
+            )
+            if item.params == params and (fits or not batch):
+                batch.append(item)
+                longest = max(longest, item.tokens)
+            else:
+                rest.append(item)
+                if len(batch) >= self.max_batch_size:
+                    break
+        rest.extend(self._queue)
+        self._queue = rest
+        return batch
+
+    def _wait_for_batch(self) -> list[_Item]:
+        with self._cond:
+            while self._running and not self._queue:
+                self._cond.wait()
+            if not self._running:
+                return []
+            fill_by = self._queue[0].enqueued + self.max_queue_delay
+            while self._running and len(self._queue) < self.max_batch_size:
+                remaining = fill_by - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            return self._take_batch()
+
+    def _work(self) -> None:
+        while True:
+            batch = self._wait_for_batch()
+            if not batch:
+                if not self._running:
+                    break
+                continue
+            self._run(batch)
+        with self._cond:
+            pending, self._queue = list(self._queue), deque()
+        for item in pending:
+            item.loop.call_soon_threadsafe(_fail, item.future, RuntimeError("batcher closed"))
+
+    def _run(self, batch: list[_Item]) -> None:
+        batch.sort(key=lambda item: item.tokens)
+        depth = len(self._queue)
+        started = time.perf_counter()
+        try:
+            results = self.engine.generate(
+                [item.text for item in batch],
+                batch[0].params,
+                should_stop=lambda: all(item.abandoned for item in batch),
+            )
+        except Exception as exc:  # delivered to every caller of this batch
+            log.exception("model %s: batch of %d failed", self.engine.name, len(batch))
+            for item in batch:
+                item.loop.call_soon_threadsafe(_fail, item.future, exc)
+            return
+        elapsed = time.perf_counter() - started
+        stats = self.stats
+        stats.batches += 1
+        stats.segments += len(batch)
+        stats.largest_batch = max(stats.largest_batch, len(batch))
+        stats.busy_seconds += elapsed
+        stats.input_tokens += sum(r.input_tokens for r in results)
+        stats.output_tokens += sum(r.output_tokens for r in results)
+        if all(item.abandoned for item in batch):
+            stats.stopped_early += 1
+        log.debug(
+            "model %s: batch of %d in %.3fs, %d waiting",
+            self.engine.name,
+            len(batch),
+            elapsed,
+            depth,
+        )
+        if self.observer:
+            self.observer(self.engine.name, len(batch), depth, elapsed)
+        for item, result in zip(batch, results, strict=True):
+            item.loop.call_soon_threadsafe(_succeed, item.future, result)
+
+
+def _succeed(future: asyncio.Future, result: Generated) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _fail(future: asyncio.Future, exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)

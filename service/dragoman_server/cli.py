@@ -1,0 +1,87 @@
+"""`dragoman serve` and `dragoman models pull` (reached through the client CLI, `dragoman.cli`)."""
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import time
+
+from .errors import ConfigError
+from .settings import Config, add_arguments, load_config, overrides_from_args
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in ("request_id", "method", "status", "duration_ms"):
+            if hasattr(record, key):
+                entry[key] = getattr(record, key)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # transformers' generation-config chatter is not for operators.
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dragoman", description="Dragoman server commands")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the gRPC server")
+    add_arguments(serve)
+    pull = commands.add_parser("pull", help="download every configured model into the HF cache")
+    pull.add_argument(
+        "--config", help="TOML config file (default: $DRAGOMAN_CONFIG, else built-in)"
+    )
+    return parser
+
+
+def _load(args: argparse.Namespace) -> Config:
+    overrides = overrides_from_args(args) if args.command == "serve" else {}
+    return load_config(args.config, overrides=overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = _load(args)
+    except ConfigError as exc:
+        print(f"dragoman: config error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "pull":
+        from .pull import pull_models
+
+        return pull_models(config)
+    from .server import serve
+
+    configure_logging(config.server.log_level, config.server.log_format)
+    try:
+        return asyncio.run(serve(config))
+    except OSError as exc:
+        print(f"dragoman: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Where a model comes from (Hub id or local directory), which device it runs on, and load errors."""
+
+import os
+import re
+from pathlib import Path
+
+from ..errors import ModelLoadError
+from ..settings import ModelConfig, ServerSettings
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def looks_local(source: str) -> bool:
+    """True for sources that can only be a directory: absolute, ./ ../ ~ paths, or an existing dir."""
+    return (
+        source.startswith(("/", "./", "../", "~"))
+        or Path(source).is_dir()
+        or not _HUB_ID.match(source)
+    )
+
+
+def offline(settings: ServerSettings) -> bool:
+    """Whether Hub downloads are disabled (the `offline` setting or HF_HUB_OFFLINE)."""
+    return settings.offline or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+
+
+def resolve_source(config: ModelConfig, settings: ServerSettings) -> tuple[str, bool]:
+    """The path or Hub id to pass to `from_pretrained`, and whether to stay off the network."""
+    source = os.path.expanduser(config.source)
+    if looks_local(source):
+        if not Path(source).is_dir():
+            raise ModelLoadError(
+                f"model {config.name!r}: local directory {source!r} does not exist; "
+                "fix `source` in the config (a directory written by save_pretrained, or a Hub id)"
+            )
+        return source, True
+    return source, offline(settings)
+
+
+def load_error(config: ModelConfig, exc: BaseException, local_only: bool) -> ModelLoadError:
+    """One line naming the model, the cause and the fix, instead of a wall of traceback."""
+    cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if len(cause) > 300:
+        cause = cause[:300] + "..."
+    if looks_local(config.source):
+        fix = "check that the directory holds a model and tokenizer saved with save_pretrained"
+    elif local_only:
+        fix = (
+            "it is not in the local Hugging Face cache and downloads are off (offline); run "
+            "`dragoman models pull --config FILE` where the Hub is reachable, or set `source` "
+            "to a local directory"
+        )
+    else:
+        fix = (
+            "check the Hub id and the network, or run `dragoman models pull --config FILE` "
+            "beforehand, or set `source` to a local directory"
+        )
+    return ModelLoadError(f"model {config.name!r} ({config.source}): {cause} -- {fix}")
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"device {device!r} asked for, but torch sees no CUDA GPU")
+    return device

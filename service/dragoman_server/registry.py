@@ -1,0 +1,138 @@
+"""The configured models: loading (off the event loop), warm-up, state, and their batchers."""
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .batcher import Batcher, BatchObserver
+from .engines import Engine, GenerationParams, load_engine
+from .errors import ModelLoadError, Unavailable
+from .settings import Config, ModelConfig
+
+log = logging.getLogger(__name__)
+
+
+class ModelState(enum.Enum):
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+
+
+@dataclass
+class ModelEntry:
+    """A configured model and, once loaded, its engine and batcher."""
+
+    config: ModelConfig
+    state: ModelState = ModelState.LOADING
+    error: str = ""
+    engine: Engine | None = None
+    batcher: Batcher | None = None
+    load_seconds: float = 0.0
+
+    @property
+    def device(self) -> str:
+        return self.engine.device if self.engine else (self.config.device or "")
+
+
+class ModelRegistry:
+    """Holds every configured model; `get` hands out ready ones."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        observer: BatchObserver | None = None,
+        on_loaded: Callable[[ModelEntry], None] | None = None,
+    ):
+        self.config = config
+        self.entries = {m.name: ModelEntry(m) for m in config.models}
+        self.observer = observer
+        self.on_loaded = on_loaded
+
+    async def load_all(self) -> None:
+        """Load and warm up every model, one at a time (peak memory stays one model's load)."""
+        for entry in self.entries.values():
+            await self._load(entry)
+
+    async def _load(self, entry: ModelEntry) -> None:
+        started = time.perf_counter()
+        settings = self.config.server
+        try:
+            engine = await asyncio.to_thread(load_engine, entry.config, settings)
+        except ModelLoadError as exc:
+            entry.state, entry.error = ModelState.FAILED, str(exc)
+            log.error("%s", exc)
+            return
+        except Exception as exc:  # any other failure still gets one line, not a traceback
+            entry.state = ModelState.FAILED
+            entry.error = f"model {entry.config.name!r}: {type(exc).__name__}: {exc}"
+            log.error("%s", entry.error)
+            return
+        entry.engine = engine
+        entry.batcher = Batcher(
+            engine,
+            max_batch_size=settings.max_batch_size,
+            max_batch_tokens=settings.max_batch_tokens,
+            max_queue_delay_ms=settings.max_queue_delay_ms,
+            max_queue_size=settings.max_queue_size,
+            observer=self.observer,
+        )
+        if settings.warmup:
+            try:
+                await self._warm_up(entry)
+            except Exception as exc:
+                entry.state = ModelState.FAILED
+                entry.error = f"model {entry.config.name!r}: warm-up failed: {exc}"
+                log.error("%s", entry.error)
+                return
+        entry.load_seconds = time.perf_counter() - started
+        entry.state = ModelState.READY
+        log.info(
+            "model %s ready: %s on %s (%s), %.1fs",
+            entry.config.name,
+            entry.config.source,
+            engine.device,
+            engine.backend,
+            entry.load_seconds,
+        )
+        if self.on_loaded:
+            self.on_loaded(entry)
+
+    async def _warm_up(self, entry: ModelEntry) -> None:
+        config = entry.config
+        if config.task == "translation":
+            source, target = config.pairs[0]
+            params = GenerationParams(source, target, max_new_tokens=4)
+        else:
+            params = GenerationParams(config.languages[0], config.languages[0], max_new_tokens=4)
+        text = "Warm-up."
+        counts = await asyncio.to_thread(entry.engine.count_tokens, [text])
+        await entry.batcher.generate([text], counts, params)
+
+    def get(self, name: str) -> ModelEntry:
+        """A ready model, or Unavailable saying why not."""
+        entry = self.entries[name]
+        if entry.state is ModelState.READY:
+            return entry
+        if entry.state is ModelState.LOADING:
+            raise Unavailable(f"model {name!r} is still loading; retry shortly")
+        raise Unavailable(f"model {name!r} failed to load: {entry.error}")
+
+    @property
+    def loaded(self) -> bool:
+        """True when no model is loading any more."""
+        return all(e.state is not ModelState.LOADING for e in self.entries.values())
+
+    @property
+    def any_ready(self) -> bool:
+        return any(e.state is ModelState.READY for e in self.entries.values())
+
+    def close(self) -> None:
+        for entry in self.entries.values():
+            if entry.batcher:
+                entry.batcher.close()
+            if entry.engine:
+                entry.engine.close()

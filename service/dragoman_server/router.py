@@ -1,0 +1,114 @@
+"""Which model serves a language pair; pivots through a middle language when no direct model exists."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .errors import InvalidArgument, NotFound
+from .languages import fallbacks
+from .settings import ModelConfig
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One model on a route, with the languages it translates between."""
+
+    model: str
+    source: str
+    target: str
+
+
+class Router:
+    """Routes translation pairs and summarisation languages to configured models."""
+
+    def __init__(self, models: Sequence[ModelConfig], pivot_language: str = "en"):
+        self.models = {m.name: m for m in models}
+        self.pivot = pivot_language
+        self._pairs: dict[tuple[str, str], str] = {}
+        self._summarizers: dict[str, str] = {}
+        for m in models:
+            if m.task == "translation":
+                for pair in m.pairs:
+                    self._pairs.setdefault(pair, m.name)
+            else:
+                for language in m.languages:
+                    self._summarizers.setdefault(language, m.name)
+
+    def supported_pairs(self) -> list[str]:
+        """Every pair a route exists for, pivots included, as 'pt-en' strings."""
+        sources = {s for s, _ in self._pairs}
+        targets = {t for _, t in self._pairs}
+        found = []
+        for s in sorted(sources):
+            for t in sorted(targets):
+                if s != t and self._find(s, t) is not None:
+                    found.append(f"{s}-{t}")
+        return found
+
+    def _direct(self, source: str, target: str) -> Hop | None:
+        for s in fallbacks(source):
+            for t in fallbacks(target):
+                name = self._pairs.get((s, t))
+                if name is not None:
+                    return Hop(name, source, target)
+        return None
+
+    def _find(self, source: str, target: str) -> list[Hop] | None:
+        direct = self._direct(source, target)
+        if direct:
+            return [direct]
+        if self.pivot not in (source, target):
+            first = self._direct(source, self.pivot)
+            second = self._direct(self.pivot, target)
+            if first and second:
+                return [Hop(first.model, source, self.pivot), Hop(second.model, self.pivot, target)]
+        return None
+
+    def route(self, source: str, target: str, model: str | None = None) -> list[Hop]:
+        """The hops from source to target; raises InvalidArgument/NotFound naming the field."""
+        if model:
+            config = self.model(model)
+            if config.task != "translation":
+                raise InvalidArgument(f"model: {model!r} is a {config.task} model, not translation")
+            for s in fallbacks(source):
+                for t in fallbacks(target):
+                    if (s, t) in config.pairs:
+                        return [Hop(model, source, target)]
+            raise InvalidArgument(
+                f"model: {model!r} does not translate {source}-{target}; it translates "
+                + ", ".join(f"{s}-{t}" for s, t in config.pairs)
+            )
+        hops = self._find(source, target)
+        if hops is None:
+            raise InvalidArgument(
+                f"no model translates {source} to {target}; supported pairs: "
+                + (", ".join(self.supported_pairs()) or "none")
+            )
+        return hops
+
+    def has_route(self, source: str, target: str) -> bool:
+        return self._find(source, target) is not None
+
+    def summarizer(self, language: str, model: str | None = None) -> str | None:
+        """The summarisation model for a language (None if there is none)."""
+        if model:
+            config = self.model(model)
+            if config.task != "summarization":
+                raise InvalidArgument(
+                    f"model: {model!r} is a {config.task} model, not summarization"
+                )
+            return model
+        for code in fallbacks(language):
+            if code in self._summarizers:
+                return self._summarizers[code]
+        return None
+
+    def summary_languages(self) -> list[str]:
+        return sorted(self._summarizers)
+
+    def model(self, name: str) -> ModelConfig:
+        try:
+            return self.models[name]
+        except KeyError:
+            raise NotFound(
+                f"model: {name!r} is not configured; configured models: {', '.join(self.models)}"
+            ) from None

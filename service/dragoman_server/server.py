@@ -1,0 +1,162 @@
+"""The gRPC server: Dragoman service, standard health and reflection, model loading, shutdown."""
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+from collections.abc import Sequence
+
+import grpc
+from dragoman.v1 import dragoman_pb2, dragoman_pb2_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from . import detection
+from .dataplane import DataPlane
+from .interceptors import ErrorInterceptor
+from .registry import ModelRegistry
+from .servicer import DragomanServicer
+from .settings import Config
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = dragoman_pb2.DESCRIPTOR.services_by_name["Dragoman"].full_name
+
+
+class DragomanServer:
+    """One server, constructed inside its event loop: call `start()`, then `wait_until_ready()` / `wait_for_termination()`, `stop()`."""
+
+    def __init__(self, config: Config, interceptors: Sequence[grpc.aio.ServerInterceptor] = ()):
+        self.config = config
+        settings = config.server
+        self.registry = ModelRegistry(config)
+        self.dataplane = DataPlane(config, self.registry)
+        self.health = health.aio.HealthServicer()
+        max_bytes = settings.max_message_bytes
+        self.server = grpc.aio.server(
+            interceptors=[*interceptors, ErrorInterceptor()],
+            options=[
+                ("grpc.max_receive_message_length", max_bytes),
+                ("grpc.max_send_message_length", max_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+            maximum_concurrent_rpcs=settings.max_concurrent_requests or None,
+        )
+        dragoman_pb2_grpc.add_DragomanServicer_to_server(
+            DragomanServicer(self.dataplane), self.server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+        )
+        self.port: int | None = None
+        self._loading: asyncio.Task | None = None
+        self._ready = asyncio.Event()
+
+    @property
+    def address(self) -> str:
+        return f"{self.config.server.host}:{self.port}"
+
+    async def start(self) -> int:
+        """Listen (health NOT_SERVING) and start loading models in the background; returns the port."""
+        settings = self.config.server
+        _set_threads(settings.threads)
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        host = settings.host
+        bind = f"[{host}]:{settings.port}" if ":" in host else f"{host}:{settings.port}"
+        self.port = self.server.add_insecure_port(bind)
+        if not self.port:
+            raise OSError(f"cannot listen on {bind}")
+        await self.server.start()
+        log.info("listening on %s:%d", host, self.port)
+        self._loading = asyncio.create_task(self._load())
+        return self.port
+
+    async def _load(self) -> None:
+        await asyncio.to_thread(detection.load)
+        await self.registry.load_all()
+        if self.registry.any_ready:
+            for name in ("", SERVICE_NAME):
+                await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            log.info("serving")
+        else:
+            log.error("no model could be loaded; health stays NOT_SERVING")
+        self._ready.set()
+
+    async def wait_until_ready(self, timeout: float | None = None) -> bool:
+        """Wait for loading to finish; True when at least one model is ready."""
+        await asyncio.wait_for(self._ready.wait(), timeout)
+        return self.registry.any_ready
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Health NOT_SERVING at once, refuse new calls, let in-flight ones finish within grace."""
+        await self.health.enter_graceful_shutdown()
+        grace = self.config.server.grace_period_s if grace is None else grace
+        await self.server.stop(grace)
+        if self._loading and not self._loading.done():
+            self._loading.cancel()
+        await asyncio.to_thread(self.registry.close)
+
+    async def wait_for_termination(self) -> None:
+        await self.server.wait_for_termination()
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+
+
+async def serve(config: Config) -> int:
+    """Run until SIGTERM/SIGINT, then shut down gracefully; the exit code."""
+    server = DragomanServer(config)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    log.info("shutting down: in-flight calls have %.0fs", config.server.grace_period_s)
+    await server.stop()
+    log.info("stopped")
+    return 0
+
+
+async def _create(config: Config) -> DragomanServer:
+    # grpc.aio binds a server to the running loop at construction.
+    return DragomanServer(config)
+
+
+class BackgroundServer:
+    """A server on its own event loop in a thread: for tests and for embedding in sync programs."""
+
+    def __init__(self, config: Config, ready_timeout: float = 120.0):
+        self.config = config
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="dragoman-server", daemon=True
+        )
+        self._thread.start()
+        self.server: DragomanServer = self._call(_create(config))
+        self.port = self._call(self.server.start())
+        self.address = f"{config.server.host}:{self.port}"
+        self.ready = self._call(self.server.wait_until_ready(ready_timeout))
+
+    def _call(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def stop(self, grace: float | None = 0) -> None:
+        if self._loop.is_closed():
+            return
+        self._call(self.server.stop(grace))
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    def __enter__(self) -> "BackgroundServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
