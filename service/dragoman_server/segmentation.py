@@ -157,7 +157,7 @@ def _raw_boundaries(seg: pysbd.Segmenter, text: str, start: int, end: int) -> li
         if stop == end:
             boundaries.extend(ends)
             break
-        # The window's last sentence may be cut short: re-read it at the start of the next window.
+        # The window's last sentence may be cut short, so its start is judged again, with context.
         if len(ends) > 1:
             boundaries.extend(ends[:-1])
             pos = ends[-2]

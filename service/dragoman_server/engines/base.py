@@ -51,5 +51,5 @@ class Engine(ABC):
     ) -> list[Generated]:
         """Generate one output per input. Inputs must fit the window; longer ones are an error."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook
         """Release the model's memory."""
