@@ -145,7 +145,7 @@ def test_list_models(client):
         (
             lambda c: c.translate("Olá.", to="", source="pt"),
             "INVALID_ARGUMENT",
-            ["target_language"],
+            ["target"],
         ),
         (lambda c: c.translate("Olá.", to="e!n"), "INVALID_ARGUMENT", ["target_language", "e!n"]),
         (
