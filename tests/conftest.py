@@ -1,17 +1,19 @@
 """Shared fixtures: real servers on ephemeral 127.0.0.1 ports, serving real (tiny or copy) models."""
 
 import os
-from pathlib import Path
 
-import pytest
+# huggingface_hub reads HF_HUB_OFFLINE once, at import: set it before anything imports it.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the Hub
 
-from dragoman_server.server import BackgroundServer
-from dragoman_server.settings import Config
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from dragoman_server.server import BackgroundServer  # noqa: E402
+from dragoman_server.settings import Config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 COPY_MODEL = ROOT.parent / "shared" / "models" / "copy-pt-en"
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the Hub
 
 needs_copy_model = pytest.mark.skipif(
     not COPY_MODEL.is_dir(), reason="../shared/models/copy-pt-en is not beside this checkout"

@@ -74,6 +74,9 @@ class HuggingFaceEngine(Engine):
         self.prefix = config.prefix if config.prefix is not None else self._default_prefix()
         self.generation_config = self._generation_config()
         self._window = self._find_window()
+        # Decoder positions bound the output too: past them Marian/BART index out of range.
+        positions = getattr(self.model.config, "max_position_embeddings", None)
+        self._decoder_positions = positions - 1 if positions else 1_000_000
         self._reserved = self._prefix_tokens()
 
     def _default_prefix(self) -> str:
@@ -120,12 +123,12 @@ class HuggingFaceEngine(Engine):
         """The model's own cap on generated tokens."""
         gc = self.generation_config
         if self.config.max_new_tokens:
-            return self.config.max_new_tokens
+            return min(self.config.max_new_tokens, self._decoder_positions)
         if gc.max_new_tokens:
-            return gc.max_new_tokens
+            return min(gc.max_new_tokens, self._decoder_positions)
         if gc.max_length and gc.max_length != 20:  # 20 is transformers' placeholder default
-            return gc.max_length - 1
-        return self._window
+            return min(gc.max_length - 1, self._decoder_positions)
+        return min(self._window, self._decoder_positions)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
