@@ -5,11 +5,11 @@ import sys
 
 import grpc
 import pytest
-from conftest import COPY_MODEL, ROOT, copy_model, make_config, needs_copy_model
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 import dragoman
+from conftest import COPY_MODEL, ROOT, copy_model, make_config, needs_copy_model
 from dragoman_server.server import BackgroundServer
 from dragoman_server.settings import Config, load_config
 
