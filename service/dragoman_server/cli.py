@@ -2,47 +2,11 @@
 
 import argparse
 import asyncio
-import json
-import logging
 import sys
-import time
 
 from .errors import ConfigError
+from .logs import JsonFormatter, configure_logging  # noqa: F401  (JsonFormatter: re-exported)
 from .settings import Config, add_arguments, load_config, overrides_from_args
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key in ("request_id", "method", "status", "duration_ms"):
-            if hasattr(record, key):
-                entry[key] = getattr(record, key)
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
-
-
-def configure_logging(level: str, fmt: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    # transformers' generation-config chatter is not for operators.
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(config.server.log_level, config.server.log_format)
     try:
         return asyncio.run(serve(config))
+    except ConfigError as exc:  # TLS files, API key file
+        print(f"dragoman: config error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"dragoman: {exc}", file=sys.stderr)
         return 1

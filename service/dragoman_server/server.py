@@ -8,13 +8,17 @@ import threading
 from collections.abc import Sequence
 
 import grpc
-from dragoman.v1 import dragoman_pb2, dragoman_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from dragoman.v1 import dragoman_pb2, dragoman_pb2_grpc
+
 from . import detection
+from .auth import Authenticator
 from .dataplane import DataPlane
+from .errors import ConfigError
 from .interceptors import ErrorInterceptor
+from .metrics import Metrics
 from .registry import ModelRegistry
 from .servicer import DragomanServicer
 from .settings import Config
@@ -30,12 +34,16 @@ class DragomanServer:
     def __init__(self, config: Config, interceptors: Sequence[grpc.aio.ServerInterceptor] = ()):
         self.config = config
         settings = config.server
-        self.registry = ModelRegistry(config)
+        self.metrics = Metrics()
+        self.registry = ModelRegistry(config, observer=self.metrics.observe_batch)
+        self.metrics.watch(self.registry)
+        self.authenticator = Authenticator.from_settings(settings)
+        self._credentials = _server_credentials(settings)
         self.dataplane = DataPlane(config, self.registry)
         self.health = health.aio.HealthServicer()
         max_bytes = settings.max_message_bytes
         self.server = grpc.aio.server(
-            interceptors=[*interceptors, ErrorInterceptor()],
+            interceptors=[*interceptors, ErrorInterceptor(self.authenticator, self.metrics)],
             options=[
                 ("grpc.max_receive_message_length", max_bytes),
                 ("grpc.max_send_message_length", max_bytes),
@@ -66,11 +74,22 @@ class DragomanServer:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         host = settings.host
         bind = f"[{host}]:{settings.port}" if ":" in host else f"{host}:{settings.port}"
-        self.port = self.server.add_insecure_port(bind)
+        if self._credentials is None:
+            self.port = self.server.add_insecure_port(bind)
+        else:
+            self.port = self.server.add_secure_port(bind, self._credentials)
         if not self.port:
             raise OSError(f"cannot listen on {bind}")
         await self.server.start()
-        log.info("listening on %s:%d", host, self.port)
+        if settings.metrics_port:
+            self.metrics.serve(host, settings.metrics_port)
+        log.info(
+            "listening on %s:%d (%s%s)",
+            host,
+            self.port,
+            "mutual TLS" if settings.tls_client_ca else "TLS" if self._credentials else "plaintext",
+            ", API keys required" if self.authenticator else "",
+        )
         self._loading = asyncio.create_task(self._load())
         return self.port
 
@@ -97,16 +116,41 @@ class DragomanServer:
         await self.server.stop(grace)
         if self._loading and not self._loading.done():
             self._loading.cancel()
+        self.metrics.close()
         await asyncio.to_thread(self.registry.close)
 
     async def wait_for_termination(self) -> None:
         await self.server.wait_for_termination()
 
 
+def _read(setting: str, path: str) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except OSError as exc:
+        raise ConfigError(f"{setting}: cannot read {path!r}: {exc.strerror}") from None
+
+
+def _server_credentials(settings) -> grpc.ServerCredentials | None:
+    """TLS credentials from tls_cert/tls_key, requiring client certificates when tls_client_ca."""
+    if not (settings.tls_cert or settings.tls_key or settings.tls_client_ca):
+        return None
+    if not (settings.tls_cert and settings.tls_key):
+        raise ConfigError("TLS needs both tls_cert and tls_key (tls_client_ca alone is not enough)")
+    pair = (_read("tls_key", settings.tls_key), _read("tls_cert", settings.tls_cert))
+    ca = _read("tls_client_ca", settings.tls_client_ca) if settings.tls_client_ca else None
+    return grpc.ssl_server_credentials(
+        [pair], root_certificates=ca, require_client_auth=ca is not None
+    )
+
+
 def _set_threads(threads: int) -> None:
     import torch
 
-    torch.set_num_threads(threads or os.cpu_count() or 1)
+    wanted = threads or os.cpu_count() or 1
+    # Changing the pool while another server's worker is inside an op can crash the process.
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
 
 
 async def serve(config: Config) -> int:
@@ -115,11 +159,20 @@ async def serve(config: Config) -> int:
     await server.start()
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
         loop.add_signal_handler(sig, stopping.set)
     await stopping.wait()
     log.info("shutting down: in-flight calls have %.0fs", config.server.grace_period_s)
-    await server.stop()
+    stop = asyncio.ensure_future(server.stop())
+
+    def again() -> None:  # a second signal: cancel what is left and exit now
+        log.warning("second signal: cancelling in-flight calls")
+        asyncio.ensure_future(server.server.stop(0))
+
+    for sig in signals:
+        loop.add_signal_handler(sig, again)
+    await stop
     log.info("stopped")
     return 0
 

@@ -57,8 +57,33 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("offline", bool, False, "load models from local directories and the HF cache only"),
     Setting("warmup", bool, True, "run one generation per model before reporting SERVING"),
     Setting("metrics_port", int, 0, "Prometheus metrics HTTP port (0: off)"),
+    Setting(
+        "api_keys",
+        tuple,
+        (),
+        "API keys accepted as 'authorization: Bearer KEY' (comma-separated; a list in TOML; empty: no auth)",
+    ),
+    Setting(
+        "api_keys_file", str, "", "file of SHA-256 hex hashes of accepted API keys, one per line"
+    ),
+    Setting("quota_requests_per_minute", float, 0.0, "calls per minute per API key (0: unlimited)"),
+    Setting(
+        "quota_chars_per_minute",
+        float,
+        0.0,
+        "input characters per minute per API key (0: unlimited)",
+    ),
+    Setting("tls_cert", str, "", "PEM server certificate chain file (with tls_key: serve TLS)"),
+    Setting("tls_key", str, "", "PEM server private key file"),
+    Setting(
+        "tls_client_ca",
+        str,
+        "",
+        "PEM CA file: require client certificates signed by it (mutual TLS)",
+    ),
     Setting("log_level", str, "info", "debug, info, warning or error"),
     Setting("log_format", str, "text", "text or json"),
+    Setting("cache_size", int, 10_000, "translation cache entries (segments); 0 turns it off"),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -86,6 +111,11 @@ def _coerce(setting: Setting, value: Any, origin: str) -> Any:
             raise ValueError(value)
         if setting.type in (int, float) and isinstance(value, bool):
             raise ValueError(value)
+        if setting.type is tuple:  # a TOML list, or comma-separated text from env/flags
+            items = value.split(",") if isinstance(value, str) else list(value)
+            if not all(isinstance(i, str) for i in items):
+                raise ValueError(value)
+            return tuple(i.strip() for i in items if i.strip())
         return setting.type(value)
     except (TypeError, ValueError):
         raise ConfigError(
@@ -115,6 +145,8 @@ class ModelConfig:
     prefix: str | None = None
     quantize: str | None = None
     compute_type: str = "auto"
+    inter_threads: int | None = None  # ctranslate2: batches run in parallel (None: auto)
+    intra_threads: int | None = None  # ctranslate2: threads per batch (None: auto)
     language_codes: Mapping[str, str] = field(default_factory=dict)
     glossary: Mapping[str, str] = field(default_factory=dict)
 
@@ -256,8 +288,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if s.type is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
-            kwargs["type"] = s.type
-            kwargs["metavar"] = s.type.__name__.upper()
+            kwargs["type"] = str if s.type is tuple else s.type
+            kwargs["metavar"] = "LIST" if s.type is tuple else s.type.__name__.upper()
         parser.add_argument(s.flag, help=f"{s.help} [{s.env}, default {s.default!r}]", **kwargs)
 
 

@@ -1,0 +1,304 @@
+"""Translation quality: a runtime check of each generated segment, and `dragoman quality`.
+
+Runtime check (`check_output`): a segment whose output is wildly out of proportion to its input
+(more than 3x the input's characters + 20) or that repeats an n-gram three or more times in a row
+where the input does not, is a degenerate generation (the classic Marian/BART loop). Decision:
+repair and mark rather than retry. A retry with a repetition penalty would need a second
+generation of the same segment (doubling the cost just when the server is busy) and still gives
+no guarantee; the prevention knobs are the per-model `no_repeat_ngram_size` / `repetition_penalty`
+that the engine already applies. So the data plane logs a warning, collapses the repeated run to
+one occurrence, cuts what is still over the length bound at a word boundary, counts it
+(`DataPlane.flagged`), and never caches the repaired output.
+
+Command (`main`): BLEU and chrF (sacrebleu) on a parallel test set and ROUGE (rouge-score) on a
+summarisation set, against the models of a config, served in-process on 127.0.0.1 (port 0).
+
+Test-set formats:
+  translation: TSV, one pair a line: `source<TAB>reference` (UTF-8; `#` lines and blanks skipped)
+  summaries:   JSONL, one object a line: {"text": "...", "summary": "..."}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MAX_RATIO = 3
+MAX_EXTRA = 20
+MAX_NGRAM = 6
+MIN_REPEATS = 3
+
+
+# -- runtime check -------------------------------------------------------------------------------
+
+
+def _collapse(words: list[str], source: str) -> tuple[list[str], bool]:
+    """Collapse n-grams repeated MIN_REPEATS+ times in a row (and not so in the source)."""
+    changed = False
+    i = 0
+    out = list(words)
+    while i < len(out):
+        collapsed = False
+        for n in range(1, MAX_NGRAM + 1):
+            gram = out[i : i + n]
+            if len(gram) < n:
+                break
+            k = 1
+            while out[i + k * n : i + (k + 1) * n] == gram:
+                k += 1
+            if k >= MIN_REPEATS and " ".join(gram * 2) not in source:
+                del out[i + n : i + k * n]
+                changed = collapsed = True
+                break
+        if not collapsed:
+            i += 1
+    return out, changed
+
+
+def check_output(source: str, output: str) -> tuple[str, str | None]:
+    """(output, None) when it looks sane; else (repaired output, the reason it was flagged)."""
+    too_long = len(output) > MAX_RATIO * len(source) + MAX_EXTRA
+    words = output.split()
+    collapsed, repeated = _collapse(words, source) if len(words) >= MIN_REPEATS else (words, False)
+    if not too_long and not repeated:
+        return output, None
+    reason = "repeated n-grams" if repeated else ""
+    if repeated:
+        output = " ".join(collapsed)
+    if len(output) > MAX_RATIO * len(source) + MAX_EXTRA:
+        limit = MAX_RATIO * len(source) + MAX_EXTRA
+        cut = output.rfind(" ", 0, limit)
+        output = output[: cut if cut > 0 else limit]
+        reason = (reason + ", " if reason else "") + "output out of proportion to input"
+    return output, reason or "output out of proportion to input"
+
+
+# -- the command -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Scores:
+    name: str
+    model: str
+    size: int
+    metrics: dict[str, float]
+    seconds: float
+
+
+def read_tsv(path: str | Path) -> tuple[list[str], list[str]]:
+    sources, references = [], []
+    for n, line in enumerate(Path(path).read_text("utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        if "\t" not in line:
+            raise ValueError(f"{path}:{n}: expected source<TAB>reference")
+        source, reference = line.split("\t", 1)
+        sources.append(source.strip())
+        references.append(reference.strip())
+    return sources, references
+
+
+def read_jsonl(path: str | Path) -> tuple[list[str], list[str]]:
+    texts, summaries = [], []
+    for n, line in enumerate(Path(path).read_text("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            texts.append(row["text"])
+            summaries.append(row["summary"])
+        except (ValueError, KeyError) as exc:
+            raise ValueError(
+                f"{path}:{n}: expected {{'text': ..., 'summary': ...}}: {exc}"
+            ) from None
+    return texts, summaries
+
+
+def translation_scores(hypotheses: list[str], references: list[str]) -> dict[str, float]:
+    import sacrebleu
+
+    return {
+        "bleu": round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2),
+        "chrf": round(sacrebleu.corpus_chrf(hypotheses, [references]).score, 2),
+    }
+
+
+def rouge_scores(summaries: list[str], references: list[str]) -> dict[str, float]:
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeLsum"], use_stemmer=True)
+    totals = {"rouge1": 0.0, "rouge2": 0.0, "rougeLsum": 0.0}
+    for hyp, ref in zip(summaries, references, strict=True):
+        # rougeLsum splits sentences on newlines.
+        scores = scorer.score(ref.replace(". ", ".\n"), hyp.replace(". ", ".\n"))
+        for key in totals:
+            totals[key] += scores[key].fmeasure
+    n = max(len(summaries), 1)
+    return {key: round(100 * value / n, 2) for key, value in totals.items()}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dragoman quality",
+        description="BLEU/chrF on a parallel test set and ROUGE on a summarisation set, "
+        "against the models of a config served in-process.",
+    )
+    p.add_argument("--config", help="TOML config (default: $DRAGOMAN_CONFIG, else built-in)")
+    p.add_argument(
+        "--translation-set",
+        action="append",
+        default=[],
+        metavar="PAIR=FILE.tsv",
+        help="parallel test set, source<TAB>reference per line, e.g. pt-en=tests/data/quality/pt-en.tsv",
+    )
+    p.add_argument(
+        "--summary-set",
+        action="append",
+        default=[],
+        metavar="LANG=FILE.jsonl",
+        help='summarisation set, {"text":..., "summary":...} per line, e.g. en=summaries.jsonl',
+    )
+    p.add_argument("--model", help="a configured model name to use instead of the router's choice")
+    p.add_argument("--limit", type=int, default=0, help="use only the first N items of each set")
+    p.add_argument("--batch", type=int, default=16, help="texts per Translate call")
+    p.add_argument("--max-words", type=int, default=60, help="summary length bound")
+    p.add_argument("--json", dest="json_out", help="write the results as JSON to this file")
+    p.add_argument("--server", help="use a running server at HOST:PORT instead of starting one")
+    return p
+
+
+def _split_arg(value: str, what: str) -> tuple[str, str]:
+    if "=" not in value:
+        raise SystemExit(f"dragoman quality: {what} must be KEY=FILE, got {value!r}")
+    key, path = value.split("=", 1)
+    return key.strip(), path
+
+
+def _run(args: argparse.Namespace, address: str) -> list[Scores]:
+    import grpc
+
+    from dragoman.v1 import dragoman_pb2 as pb
+    from dragoman.v1 import dragoman_pb2_grpc as pb_grpc
+
+    results: list[Scores] = []
+    with grpc.insecure_channel(address) as channel:
+        stub = pb_grpc.DragomanStub(channel)
+        for spec in args.translation_set:
+            pair, path = _split_arg(spec, "--translation-set")
+            source_lang, target_lang = pair.split("-", 1)
+            sources, references = read_tsv(path)
+            if args.limit:
+                sources, references = sources[: args.limit], references[: args.limit]
+            started = time.perf_counter()
+            hypotheses: list[str] = []
+            models: set[str] = set()
+            for i in range(0, len(sources), args.batch):
+                response = stub.Translate(
+                    pb.TranslateRequest(
+                        texts=sources[i : i + args.batch],
+                        source_language=source_lang,
+                        target_language=target_lang,
+                        model=args.model or "",
+                    )
+                )
+                for t in response.translations:
+                    hypotheses.append(t.text)
+                    models.add("+".join(t.models))
+            results.append(
+                Scores(
+                    f"translation {pair} ({Path(path).name})",
+                    ",".join(sorted(models)),
+                    len(sources),
+                    translation_scores(hypotheses, references),
+                    time.perf_counter() - started,
+                )
+            )
+        for spec in args.summary_set:
+            language, path = _split_arg(spec, "--summary-set")
+            texts, references = read_jsonl(path)
+            if args.limit:
+                texts, references = texts[: args.limit], references[: args.limit]
+            started = time.perf_counter()
+            summaries, models = [], set()
+            for text in texts:
+                response = stub.Summarize(
+                    pb.SummarizeRequest(
+                        text=text,
+                        source_language=language,
+                        max_words=args.max_words,
+                        model=args.model or "",
+                    )
+                )
+                summaries.append(response.summary)
+                models.add("+".join(response.models))
+            results.append(
+                Scores(
+                    f"summaries {language} ({Path(path).name})",
+                    ",".join(sorted(models)),
+                    len(texts),
+                    rouge_scores(summaries, references),
+                    time.perf_counter() - started,
+                )
+            )
+    return results
+
+
+def format_table(results: list[Scores]) -> str:
+    rows = [("test set", "model", "n", "scores", "seconds")]
+    for r in results:
+        metrics = "  ".join(f"{k} {v:.2f}" for k, v in r.metrics.items())
+        rows.append((r.name, r.model, str(r.size), metrics, f"{r.seconds:.1f}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`dragoman quality`: the exit code (0 ok, 2 bad arguments or data, 1 failure)."""
+    args = _parser().parse_args(argv)
+    if not args.translation_set and not args.summary_set:
+        print("dragoman quality: give --translation-set and/or --summary-set", file=sys.stderr)
+        return 2
+    try:
+        if args.server:
+            results = _run(args, args.server)
+        else:
+            from .errors import ConfigError
+            from .server import BackgroundServer
+            from .settings import load_config
+
+            try:
+                config = load_config(args.config, overrides={"host": "127.0.0.1", "port": 0})
+            except ConfigError as exc:
+                print(f"dragoman quality: {exc}", file=sys.stderr)
+                return 2
+            with BackgroundServer(config) as server:
+                if not server.ready:
+                    print("dragoman quality: no model could be loaded", file=sys.stderr)
+                    return 1
+                results = _run(args, server.address)
+    except (OSError, ValueError) as exc:
+        print(f"dragoman quality: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # grpc.RpcError and the like: the service refused or failed
+        details = getattr(exc, "details", None)
+        print(f"dragoman quality: {details() if callable(details) else exc}", file=sys.stderr)
+        return 1
+    print(format_table(results))
+    if args.json_out:
+        Path(args.json_out).write_text(
+            json.dumps([r.__dict__ for r in results], indent=2, ensure_ascii=False) + "\n", "utf-8"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
