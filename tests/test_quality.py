@@ -1,0 +1,222 @@
+"""Degenerate-output check, and `dragoman quality` end to end on the tiny models."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import COPY_MODEL, needs_copy_model
+from dragoman_server import quality
+from dragoman_server.quality import check_output
+
+DATA = Path(__file__).parent / "data" / "quality"
+
+
+def test_sane_outputs_pass():
+    for source, output in [
+        ("O Governo aprovou o orçamento.", "The Government approved the budget."),
+        ("Sim, sim, sim, sim!", "Yes, yes, yes, yes!"),  # repeated in the source too
+        ("ok", "okay then"),
+        ("A A A A", "A A A A"),
+    ]:
+        assert check_output(source, output) == (output, None)
+
+
+def test_repetition_is_collapsed_and_flagged():
+    source = "O ministro disse que o país vai crescer."
+    output = "The minister said that the country the country the country the country will grow."
+    repaired, reason = check_output(source, output)
+    assert reason == "repeated n-grams"
+    assert repaired == "The minister said that the country will grow."
+
+
+def test_runaway_length_is_cut_and_flagged():
+    source = "Bom dia."
+    output = "Good morning, " + " ".join(f"word{i}" for i in range(40))
+    repaired, reason = check_output(source, output)
+    assert reason == "output out of proportion to input"
+    assert len(repaired) <= 3 * len(source) + 20
+
+
+def test_readers_and_scores():
+    sources, references = quality.read_tsv(DATA / "pt-en.tsv")
+    assert len(sources) == len(references) == 20
+    texts, summaries = quality.read_jsonl(DATA / "summaries-en.jsonl")
+    assert len(texts) == len(summaries) == 3
+    perfect = quality.translation_scores(references, references)
+    assert perfect == {"bleu": 100.0, "chrf": 100.0}
+    assert quality.rouge_scores(summaries, summaries)["rouge2"] == 100.0
+
+
+def test_bad_arguments(tmp_path, capsys):
+    assert quality.main([]) == 2
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("no tab here\n", "utf-8")
+    assert quality.main(["--server", "127.0.0.1:1", "--translation-set", f"pt-en={bad}"]) == 2
+
+
+@needs_copy_model
+def test_quality_command_on_tiny_models(tmp_path, tiny_models, capsys):
+    config = tmp_path / "quality.toml"
+    config.write_text(
+        f"""
+[server]
+warmup = false
+threads = 2
+
+[[models]]
+name = "copy-pt-en"
+task = "translation"
+source = "{COPY_MODEL}"
+languages = ["pt-en"]
+
+[[models]]
+name = "tiny-summarizer"
+task = "summarization"
+source = "{tiny_models["bart"]}"
+languages = ["en"]
+""",
+        "utf-8",
+    )
+    out = tmp_path / "quality.json"
+    code = quality.main(
+        [
+            "--config",
+            str(config),
+            "--translation-set",
+            f"pt-en={DATA / 'pt-en.tsv'}",
+            "--summary-set",
+            f"en={DATA / 'summaries-en.jsonl'}",
+            "--max-words",
+            "20",
+            "--limit",
+            "5",
+            "--json",
+            str(out),
+        ]
+    )
+    printed = capsys.readouterr().out
+    print(printed)
+    assert code == 0
+    assert "translation pt-en" in printed and "rouge2" in printed
+    results = json.loads(out.read_text("utf-8"))
+    assert [r["size"] for r in results] == [5, 3]
+    assert set(results[0]["metrics"]) == {"bleu", "chrf"}
+    assert results[0]["model"] == "copy-pt-en"
+    # The copy model "translates" pt into pt: some character overlap with English, little BLEU.
+    assert 0 <= results[0]["metrics"]["bleu"] < 30 and results[0]["metrics"]["chrf"] > 0
+    assert set(results[1]["metrics"]) == {"rouge1", "rouge2", "rougeLsum"}
+
+
+def test_against_a_running_server(server, capsys):
+    pytest.importorskip("sacrebleu")
+    code = quality.main(
+        [
+            "--server",
+            server.address,
+            "--summary-set",
+            f"en={DATA / 'summaries-en.jsonl'}",
+            "--limit",
+            "1",
+        ]
+    )
+    assert code == 0 and "summaries en" in capsys.readouterr().out
+
+
+# -- summaries: cross-lingual paths, length and format (tiny random BART: shapes, not content) ----
+
+ARTICLE_PT = (Path(__file__).parent / "data" / "articles" / "parlamento.txt").read_text("utf-8")
+
+
+def _summarize(address, **fields):
+    import grpc
+
+    from dragoman.v1 import dragoman_pb2 as pb
+    from dragoman.v1 import dragoman_pb2_grpc as pb_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        return pb_grpc.DragomanStub(channel).Summarize(pb.SummarizeRequest(**fields))
+
+
+@needs_copy_model
+def test_summary_paths(server):
+    same = _summarize(server.address, text=ARTICLE_PT, source_language="pt", max_words=15)
+    assert same.path == "summarize" and list(same.models) == ["tiny-summarizer"]
+    assert same.target_language == "pt"
+    # A summariser for the source and a route: only the short summary is translated.
+    cross = _summarize(
+        server.address, text=ARTICLE_PT, source_language="pt", target_language="en", max_words=15
+    )
+    assert cross.path == "summarize-then-translate"
+    assert list(cross.models) == ["tiny-summarizer", "copy-pt-en"]
+    assert cross.target_language == "en"
+    # Through a pivot: pt summary, then pt->en->de.
+    pivot = _summarize(
+        server.address, text=ARTICLE_PT, source_language="pt", target_language="de", max_words=15
+    )
+    assert pivot.path == "summarize-then-translate"
+    assert list(pivot.models) == ["tiny-summarizer", "copy-pt-en", "copy-en-de"]
+
+
+@needs_copy_model
+def test_translate_then_summarize(tiny_models):
+    from conftest import copy_model, make_config
+    from dragoman_server.server import BackgroundServer
+
+    summariser = {
+        "name": "sum-en",
+        "task": "summarization",
+        "source": str(tiny_models["bart"]),
+        "languages": ["en"],
+    }
+    config = make_config([copy_model("copy-pt-en", "pt-en"), summariser], warmup=False)
+    with BackgroundServer(config) as running:
+        result = _summarize(
+            running.address, text=ARTICLE_PT, source_language="pt", target_language="en"
+        )
+        assert result.path == "translate-then-summarize"
+        assert list(result.models) == ["copy-pt-en", "sum-en"]
+
+
+def test_summary_length_and_bullets(server):
+    from dragoman.v1 import dragoman_pb2 as pb
+
+    text = Path(__file__).parent.joinpath("data", "quality", "summaries-en.jsonl").read_text()
+    text = " ".join(json.loads(line)["text"] for line in text.splitlines())
+    for max_words in (5, 12):
+        result = _summarize(server.address, text=text, source_language="en", max_words=max_words)
+        assert 0 < len(result.summary.split()) <= max_words
+    short = _summarize(
+        server.address, text=text, source_language="en", length=pb.SUMMARY_LENGTH_SHORT
+    )
+    assert len(short.summary.split()) <= 40
+    bullets = _summarize(
+        server.address,
+        text=text,
+        source_language="en",
+        max_words=30,
+        format=pb.SUMMARY_FORMAT_BULLETS,
+    )
+    lines = bullets.summary.splitlines()
+    assert lines and all(line.startswith("- ") for line in lines)
+
+
+def test_flagged_output_is_repaired_counted_and_not_cached():
+    import asyncio
+
+    from dragoman_server.cache import TranslationCache
+    from dragoman_server.dataplane import DataPlane
+    from dragoman_server.engines import Generated, GenerationParams
+
+    plane = object.__new__(DataPlane)  # only what _finish uses
+    plane.cache, plane.flagged, plane._inflight = TranslationCache(10), 0, {}
+
+    async def run(source: str, output: str) -> Generated:
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(Generated(output, 5, 50))
+        return await plane._finish(future, ("m", GenerationParams("pt", "en"), source))
+
+    bad = asyncio.run(run("Olá a todos.", "Hello all all all everyone."))
+    assert bad.text == "Hello all everyone." and plane.flagged == 1 and len(plane.cache) == 0
+    good = asyncio.run(run("Olá.", "Hello."))
+    assert good.text == "Hello." and plane.flagged == 1 and len(plane.cache) == 1
