@@ -71,7 +71,18 @@ def request_id_of(metadata) -> str:
 class _Call:
     """Bookkeeping of one call: request id, key, status, timing, metrics and the access log."""
 
-    __slots__ = ("owner", "method", "context", "request_id", "key", "code", "started", "token")
+    __slots__ = (
+        "owner",
+        "method",
+        "context",
+        "request_id",
+        "key",
+        "code",
+        "started",
+        "token",
+        "peer",
+        "deadline",
+    )
 
     def __init__(self, owner: "ErrorInterceptor", method: str, context):
         self.owner = owner
@@ -81,6 +92,11 @@ class _Call:
         self.key: bytes | None = None
         self.code = "UNKNOWN"
         self.started = time.perf_counter()
+        # Read now: once a streaming call is over (its generator closed late by the garbage
+        # collector), the context's C call is gone and reading it can crash the process.
+        self.peer = context.peer()
+        remaining = context.time_remaining()
+        self.deadline = None if remaining is None else self.started + remaining
         self.token = request_id_var.set(self.request_id)
         if owner.metrics:
             owner.metrics.in_flight.inc()
@@ -95,7 +111,7 @@ class _Call:
             auth.charge(self.key, request_chars(request))
 
     def cancelled(self) -> None:
-        remaining = self.context.time_remaining()
+        remaining = None if self.deadline is None else self.deadline - time.perf_counter()
         self.code = (
             "DEADLINE_EXCEEDED" if remaining is not None and remaining < 0.05 else "CANCELLED"
         )
@@ -126,7 +142,7 @@ class _Call:
                 "method": self.method,
                 "status": self.code,
                 "duration_ms": round(seconds * 1000, 1),
-                "peer": self.context.peer(),
+                "peer": self.peer,
                 "key": key_label(self.key),
             },
         )
