@@ -1,0 +1,41 @@
+"""Dragoman: a client for the Dragoman translation and summarisation service.
+
+    from dragoman import Client
+
+    with Client("localhost:50051") as client:
+        [result] = client.translate("Olá, mundo", to="en")
+        print(result.text)
+
+``AsyncClient`` is the same with ``async`` methods. Every failed call raises ``DragomanError``.
+This package needs grpcio and protobuf only; the server is the ``dragoman[server]`` extra.
+"""
+
+from dragoman._requests import __version__
+from dragoman.aio import AsyncClient, AsyncTranslationStream
+from dragoman.client import Client, TranslationStream
+from dragoman.errors import DragomanError
+from dragoman.results import (
+    GlossaryEntry,
+    LanguageScore,
+    ModelInfo,
+    RouteHop,
+    Summary,
+    Translation,
+    TranslationChunk,
+)
+
+__all__ = [
+    "AsyncClient",
+    "AsyncTranslationStream",
+    "Client",
+    "DragomanError",
+    "GlossaryEntry",
+    "LanguageScore",
+    "ModelInfo",
+    "RouteHop",
+    "Summary",
+    "Translation",
+    "TranslationChunk",
+    "TranslationStream",
+    "__version__",
+]
