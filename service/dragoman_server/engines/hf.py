@@ -17,6 +17,7 @@ from transformers import (
 )
 
 from ..settings import ModelConfig, ServerSettings
+from . import tokenization
 from .base import Engine, Generated, GenerationParams, ShouldStop
 from .loading import load_error, resolve_device, resolve_source
 from .multilingual import LanguageTokens
@@ -24,8 +25,6 @@ from .multilingual import LanguageTokens
 log = logging.getLogger(__name__)
 # Generation-config notices ("both max_new_tokens and max_length set") are noise for operators.
 transformers.logging.set_verbosity_error()
-
-_UNBOUNDED = 1_000_000  # tokenizers without a real limit report ~1e30 as model_max_length
 
 
 class _StopWhenAbandoned(StoppingCriteria):
@@ -71,19 +70,17 @@ class HuggingFaceEngine(Engine):
         # Fast tokenizers are not safe to call from several threads at once ("Already borrowed").
         self._tokenizer_lock = threading.Lock()
         self.language_tokens = LanguageTokens.detect(self.tokenizer, config.language_codes)
-        self.prefix = config.prefix if config.prefix is not None else self._default_prefix()
+        self.prefix = (
+            config.prefix
+            if config.prefix is not None
+            else tokenization.default_prefix(self.model.config, self.task)
+        )
         self.generation_config = self._generation_config()
-        self._window = self._find_window()
-        # Decoder positions bound the output too: past them Marian/BART index out of range.
-        positions = getattr(self.model.config, "max_position_embeddings", None)
-        self._decoder_positions = positions - 1 if positions else 1_000_000
-        self._reserved = self._prefix_tokens()
-
-    def _default_prefix(self) -> str:
-        params = getattr(self.model.config, "task_specific_params", None) or {}
-        if self.task == "summarization":
-            return params.get("summarization", {}).get("prefix", "") or ""
-        return ""
+        self._window = tokenization.find_window(self.tokenizer, self.model.config)
+        self._decoder_positions = tokenization.decoder_positions(self.model.config)
+        self._reserved = tokenization.reserved_tokens(
+            self.tokenizer, self.prefix, self.language_tokens
+        )
 
     def _generation_config(self):
         gc = copy.deepcopy(self.model.generation_config)
@@ -95,25 +92,6 @@ class HuggingFaceEngine(Engine):
             gc.repetition_penalty = self.config.repetition_penalty
         return gc
 
-    def _find_window(self) -> int:
-        limits = []
-        tokenizer_max = getattr(self.tokenizer, "model_max_length", None)
-        if tokenizer_max and tokenizer_max < _UNBOUNDED:
-            limits.append(int(tokenizer_max))
-        for attr in ("max_position_embeddings", "n_positions"):
-            value = getattr(self.model.config, attr, None)
-            if value:
-                limits.append(int(value))
-                break
-        return min(limits) if limits else 512
-
-    def _prefix_tokens(self) -> int:
-        """Tokens the engine adds to every input beyond the text's own: task prefix, language tags."""
-        extra = self.language_tokens.input_overhead if self.language_tokens else 0
-        if self.prefix:
-            extra += len(self.tokenizer(self.prefix, add_special_tokens=False).input_ids)
-        return extra
-
     @property
     def max_input_tokens(self) -> int:
         return self._window - self._reserved
@@ -121,14 +99,12 @@ class HuggingFaceEngine(Engine):
     @property
     def max_new_tokens(self) -> int:
         """The model's own cap on generated tokens."""
-        gc = self.generation_config
-        if self.config.max_new_tokens:
-            return min(self.config.max_new_tokens, self._decoder_positions)
-        if gc.max_new_tokens:
-            return min(gc.max_new_tokens, self._decoder_positions)
-        if gc.max_length and gc.max_length != 20:  # 20 is transformers' placeholder default
-            return min(gc.max_length - 1, self._decoder_positions)
-        return min(self._window, self._decoder_positions)
+        return tokenization.model_max_new_tokens(
+            self.config.max_new_tokens,
+            self.generation_config,
+            self._window,
+            self._decoder_positions,
+        )
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
@@ -137,41 +113,33 @@ class HuggingFaceEngine(Engine):
             encoded = self.tokenizer(list(texts), add_special_tokens=True)
         return [len(ids) for ids in encoded["input_ids"]]
 
-    def _inputs(self, texts: Sequence[str], params: GenerationParams) -> list[str]:
-        prefix = self.prefix
-        if self.language_tokens:
-            prefix = self.language_tokens.text_prefix(params.target_language) + prefix
-        return [prefix + t for t in texts] if prefix else list(texts)
-
     def generate(
         self, texts: Sequence[str], params: GenerationParams, should_stop: ShouldStop | None = None
     ) -> list[Generated]:
         with self._tokenizer_lock:
             if self.language_tokens:
                 self.language_tokens.set_source(params.source_language)
-            encoded = self.tokenizer(
-                self._inputs(texts, params), return_tensors="pt", padding=True, truncation=False
+            inputs = tokenization.input_texts(
+                texts, self.prefix, self.language_tokens, params.target_language
             )
+            encoded = self.tokenizer(inputs, return_tensors="pt", padding=True, truncation=False)
         input_lengths = encoded["attention_mask"].sum(dim=1).tolist()
         if max(input_lengths) > self._window:
             raise ValueError(
                 f"input of {max(input_lengths)} tokens exceeds the window {self._window}"
             )
-        cap = self.max_new_tokens
-        if params.max_new_tokens is not None:
-            cap = min(cap, params.max_new_tokens)
-        elif self.task == "translation":
-            # Translations are about as long as their input: a generous proportional cap stops
-            # runaway repetition early; it only ever lowers the model's own limit.
-            cap = min(cap, 2 * max(input_lengths) + 16)
+        budget = tokenization.token_budget(
+            self.max_new_tokens,
+            params,
+            self.task,
+            max(input_lengths),
+            self.generation_config,
+        )
         gc = copy.copy(self.generation_config)
         gc.max_length = None
         gc.min_length = 0
-        gc.max_new_tokens = cap
-        min_new = params.min_new_tokens
-        if min_new is None:
-            min_new = min(self.generation_config.min_length or 0, cap // 2)
-        gc.min_new_tokens = min_new
+        gc.max_new_tokens = budget.max_new_tokens
+        gc.min_new_tokens = budget.min_new_tokens
         kwargs: dict = {"generation_config": gc}
         if self.language_tokens:
             kwargs.update(self.language_tokens.generate_kwargs(params.target_language))

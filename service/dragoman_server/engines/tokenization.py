@@ -1,0 +1,99 @@
+"""What every seq2seq backend computes the same way: the window, the task prefix, language tags,
+and how many tokens a batch may generate. Shared by the transformers and CTranslate2 engines."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .base import GenerationParams
+from .multilingual import LanguageTokens
+
+UNBOUNDED = 1_000_000  # tokenizers without a real limit report ~1e30 as model_max_length
+_PLACEHOLDER_MAX_LENGTH = 20  # transformers' default max_length: "not configured"
+
+
+def find_window(tokenizer, model_config) -> int:
+    """The most input tokens the model takes: min of the tokenizer's limit and the positions."""
+    limits = []
+    tokenizer_max = getattr(tokenizer, "model_max_length", None)
+    if tokenizer_max and tokenizer_max < UNBOUNDED:
+        limits.append(int(tokenizer_max))
+    for attr in ("max_position_embeddings", "n_positions"):
+        value = getattr(model_config, attr, None)
+        if value:
+            limits.append(int(value))
+            break
+    return min(limits) if limits else 512
+
+
+def default_prefix(model_config, task: str) -> str:
+    """The checkpoint's own task prefix (T5-style "summarize: "), else ''."""
+    params = getattr(model_config, "task_specific_params", None) or {}
+    if task == "summarization":
+        return params.get("summarization", {}).get("prefix", "") or ""
+    return ""
+
+
+def reserved_tokens(tokenizer, prefix: str, language_tokens: LanguageTokens | None) -> int:
+    """Tokens the engine adds to every input beyond the text's own: task prefix, language tags."""
+    extra = language_tokens.input_overhead if language_tokens else 0
+    if prefix:
+        extra += len(tokenizer(prefix, add_special_tokens=False).input_ids)
+    return extra
+
+
+def input_texts(
+    texts: Sequence[str], prefix: str, language_tokens: LanguageTokens | None, target: str | None
+) -> list[str]:
+    """The texts as the tokenizer must see them: >>xx<< target tag and task prefix in front."""
+    if language_tokens:
+        prefix = language_tokens.text_prefix(target) + prefix
+    return [prefix + t for t in texts] if prefix else list(texts)
+
+
+def decoder_positions(model_config) -> int:
+    """Decoder positions bound the output too: past them Marian/BART index out of range."""
+    positions = getattr(model_config, "max_position_embeddings", None)
+    return positions - 1 if positions else UNBOUNDED
+
+
+def model_max_new_tokens(
+    configured: int | None, generation_config, window: int, positions: int = UNBOUNDED
+) -> int:
+    """The model's own cap on generated tokens: config, else generation_config, else the window;
+    never past the decoder's positions."""
+    if configured:
+        cap = configured
+    elif generation_config.max_new_tokens:
+        cap = generation_config.max_new_tokens
+    elif generation_config.max_length and generation_config.max_length != _PLACEHOLDER_MAX_LENGTH:
+        cap = generation_config.max_length - 1
+    else:
+        cap = window
+    return min(cap, positions)
+
+
+@dataclass(frozen=True)
+class Budget:
+    max_new_tokens: int
+    min_new_tokens: int
+
+
+def token_budget(
+    model_cap: int, params: GenerationParams, task: str, longest_input: int, generation_config
+) -> Budget:
+    """How many tokens one batch may and must generate.
+
+    Translations are about as long as their input: a generous proportional cap stops runaway
+    repetition early; it only ever lowers the model's own limit. The minimum is the caller's, else
+    the checkpoint's `min_new_tokens`, else its `min_length` up to half the cap."""
+    cap = model_cap
+    if params.max_new_tokens is not None:
+        cap = min(cap, params.max_new_tokens)
+    elif task == "translation":
+        cap = min(cap, 2 * longest_input + 16)
+    min_new = params.min_new_tokens
+    if min_new is None:
+        min_new = getattr(generation_config, "min_new_tokens", None)
+    if min_new is None:
+        min_new = min(generation_config.min_length or 0, cap // 2)
+    return Budget(max_new_tokens=cap, min_new_tokens=min(min_new, cap))
