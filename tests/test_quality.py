@@ -220,3 +220,61 @@ def test_flagged_output_is_repaired_counted_and_not_cached():
     assert bad.text == "Hello all everyone." and plane.flagged == 1 and len(plane.cache) == 0
     good = asyncio.run(run("Olá.", "Hello."))
     assert good.text == "Hello." and plane.flagged == 1 and len(plane.cache) == 1
+
+
+def _quality_cli(*args: str, env_extra: dict[str, str]):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = {**os.environ, **env_extra}
+    return subprocess.run(
+        [sys.executable, "-m", "dragoman", "quality", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=env,
+    )
+
+
+def test_sacrebleu_test_set_through_the_cli(server, tmp_path):
+    """`dragoman quality --sacrebleu-set` reads sacrebleu's own test-set files (here placed in
+    $SACREBLEU beforehand, as a first download would leave them, so nothing is fetched). The copy
+    model returns the Portuguese source, so with the source as reference BLEU must be 100."""
+    pytest.importorskip("sacrebleu")
+    sources, _ = quality.read_tsv(DATA / "pt-en.tsv")
+    folder = tmp_path / "mtedx" / "test"
+    folder.mkdir(parents=True)
+    (folder / "mtedx_test.pt-en.src").write_text("\n".join(sources[:6]) + "\n", "utf-8")
+    (folder / "mtedx_test.pt-en.ref").write_text("\n".join(sources[:6]) + "\n", "utf-8")
+    out = tmp_path / "q.json"
+    run = _quality_cli(
+        "--server",
+        server.address,
+        "--sacrebleu-set",
+        "mtedx/test:pt-en",
+        "--model",
+        "copy-pt-en",
+        "--json",
+        str(out),
+        env_extra={"SACREBLEU": str(tmp_path)},
+    )
+    assert run.returncode == 0, run.stderr
+    [result] = json.loads(out.read_text("utf-8"))
+    assert result["name"] == "translation pt-en (sacrebleu mtedx/test)"
+    assert result["size"] == 6 and result["metrics"]["bleu"] == 100.0
+
+
+@pytest.mark.parametrize(
+    ("spec", "named"),
+    [("no-such-set:pt-en", "no-such-set"), ("mtedx/test:pt-ja", "pt-ja"), ("mtedx", "NAME:PAIR")],
+)
+def test_bad_sacrebleu_set_is_a_usage_error(spec, named, tmp_path):
+    pytest.importorskip("sacrebleu")
+    run = _quality_cli(
+        "--server", "127.0.0.1:1", "--sacrebleu-set", spec, env_extra={"SACREBLEU": str(tmp_path)}
+    )
+    assert run.returncode == 2 and named in run.stderr

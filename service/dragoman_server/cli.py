@@ -1,4 +1,4 @@
-"""`dragoman serve` and `dragoman models pull` (reached through the client CLI, `dragoman.cli`)."""
+"""`dragoman serve`, `dragoman models pull` and `dragoman quality` (reached through the client CLI, `dragoman.cli`)."""
 
 import argparse
 import asyncio
@@ -27,6 +27,11 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["quality"]:  # its own parser: `dragoman quality --help`
+        from .quality import main as quality_main
+
+        return quality_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         config = _load(args)

@@ -13,7 +13,8 @@ one occurrence, cuts what is still over the length bound at a word boundary, cou
 Command (`main`): BLEU and chrF (sacrebleu) on a parallel test set and ROUGE (rouge-score) on a
 summarisation set, against the models of a config, served in-process on 127.0.0.1 (port 0).
 
-Test-set formats:
+Test sets come from files, or for translation from sacrebleu's own collection (downloaded on first
+use, where the machine has internet: `--sacrebleu-set mtedx/test:pt-en`). File formats:
   translation: TSV, one pair a line: `source<TAB>reference` (UTF-8; `#` lines and blanks skipped)
   summaries:   JSONL, one object a line: {"text": "...", "summary": "..."}
 """
@@ -121,6 +122,42 @@ def read_jsonl(path: str | Path) -> tuple[list[str], list[str]]:
     return texts, summaries
 
 
+def read_sacrebleu(spec: str) -> tuple[str, list[str], list[str]]:
+    """`NAME:PAIR` (e.g. `mtedx/test:pt-en`, `wmt20:de-en`) -> (pair, sources, references), from
+    sacrebleu's own test sets: downloaded into $SACREBLEU (default ~/.sacrebleu) the first time,
+    read from there afterwards."""
+    from sacrebleu.dataset import DATASETS
+    from sacrebleu.utils import get_reference_files, get_source_file
+
+    name, _, pair = spec.rpartition(":")
+    if not name or not pair:
+        raise ValueError(
+            f"--sacrebleu-set must be NAME:PAIR such as mtedx/test:pt-en, got {spec!r}"
+        )
+    if name not in DATASETS:
+        raise ValueError(
+            f"--sacrebleu-set: unknown test set {name!r}; sacrebleu has: {', '.join(DATASETS)}"
+        )
+    if pair not in DATASETS[name].langpairs:
+        pairs = ", ".join(p for p in DATASETS[name].langpairs if "-" in p)
+        raise ValueError(f"--sacrebleu-set: {name} has no pair {pair!r}; it has: {pairs}")
+    try:
+        source_file = get_source_file(name, pair)
+        reference_file = get_reference_files(name, pair)[0]
+    except SystemExit:  # sacrebleu exits on a failed or corrupt download
+        raise OSError(f"--sacrebleu-set: could not download {name} {pair}") from None
+    except OSError as exc:
+        raise OSError(
+            f"--sacrebleu-set: could not download {name} {pair} ({exc}); without internet, "
+            "use --translation-set with a local file"
+        ) from None
+    sources = Path(source_file).read_text("utf-8").splitlines()
+    references = Path(reference_file).read_text("utf-8").splitlines()
+    if len(sources) != len(references):
+        raise ValueError(f"--sacrebleu-set: {name} {pair}: sources and references differ in length")
+    return pair, sources, references
+
+
 def translation_scores(hypotheses: list[str], references: list[str]) -> dict[str, float]:
     import sacrebleu
 
@@ -159,6 +196,14 @@ def _parser() -> argparse.ArgumentParser:
         help="parallel test set, source<TAB>reference per line, e.g. pt-en=tests/data/quality/pt-en.tsv",
     )
     p.add_argument(
+        "--sacrebleu-set",
+        action="append",
+        default=[],
+        metavar="NAME:PAIR",
+        help="one of sacrebleu's own test sets, downloaded on first use (needs internet), "
+        "e.g. mtedx/test:pt-en or wmt20:de-en",
+    )
+    p.add_argument(
         "--summary-set",
         action="append",
         default=[],
@@ -181,6 +226,15 @@ def _split_arg(value: str, what: str) -> tuple[str, str]:
     return key.strip(), path
 
 
+def _translation_sets(args: argparse.Namespace):
+    """(label, pair, sources, references) for each --translation-set and --sacrebleu-set."""
+    for spec in args.translation_set:
+        pair, path = _split_arg(spec, "--translation-set")
+        yield (Path(path).name, pair, *read_tsv(path))
+    for spec in args.sacrebleu_set:
+        yield (f"sacrebleu {spec.rpartition(':')[0]}", *read_sacrebleu(spec))
+
+
 def _run(args: argparse.Namespace, address: str) -> list[Scores]:
     import grpc
 
@@ -190,10 +244,8 @@ def _run(args: argparse.Namespace, address: str) -> list[Scores]:
     results: list[Scores] = []
     with grpc.insecure_channel(address) as channel:
         stub = pb_grpc.DragomanStub(channel)
-        for spec in args.translation_set:
-            pair, path = _split_arg(spec, "--translation-set")
+        for label, pair, sources, references in _translation_sets(args):
             source_lang, target_lang = pair.split("-", 1)
-            sources, references = read_tsv(path)
             if args.limit:
                 sources, references = sources[: args.limit], references[: args.limit]
             started = time.perf_counter()
@@ -213,7 +265,7 @@ def _run(args: argparse.Namespace, address: str) -> list[Scores]:
                     models.add("+".join(t.models))
             results.append(
                 Scores(
-                    f"translation {pair} ({Path(path).name})",
+                    f"translation {pair} ({label})",
                     ",".join(sorted(models)),
                     len(sources),
                     translation_scores(hypotheses, references),
@@ -264,8 +316,11 @@ def format_table(results: list[Scores]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """`dragoman quality`: the exit code (0 ok, 2 bad arguments or data, 1 failure)."""
     args = _parser().parse_args(argv)
-    if not args.translation_set and not args.summary_set:
-        print("dragoman quality: give --translation-set and/or --summary-set", file=sys.stderr)
+    if not (args.translation_set or args.sacrebleu_set or args.summary_set):
+        print(
+            "dragoman quality: give --translation-set, --sacrebleu-set and/or --summary-set",
+            file=sys.stderr,
+        )
         return 2
     try:
         if args.server:
