@@ -216,6 +216,10 @@ class CTranslate2Engine(Engine):
         self._tokenizer_lock = threading.Lock()
         self.generation_config = gc
         self.language_tokens = LanguageTokens.detect(self.tokenizer, config.language_codes)
+        try:
+            tokenization.check_language_codes(self.language_tokens, config)
+        except ValueError as exc:
+            raise ModelLoadError(f"model {config.name!r} ({config.source}): {exc}") from None
         self.prefix = (
             config.prefix
             if config.prefix is not None

@@ -16,6 +16,7 @@ from transformers import (
     StoppingCriteriaList,
 )
 
+from ..errors import ModelLoadError
 from ..settings import ModelConfig, ServerSettings
 from . import tokenization
 from .base import Engine, Generated, GenerationParams, ShouldStop
@@ -70,6 +71,10 @@ class HuggingFaceEngine(Engine):
         # Fast tokenizers are not safe to call from several threads at once ("Already borrowed").
         self._tokenizer_lock = threading.Lock()
         self.language_tokens = LanguageTokens.detect(self.tokenizer, config.language_codes)
+        try:
+            tokenization.check_language_codes(self.language_tokens, config)
+        except ValueError as exc:
+            raise ModelLoadError(f"model {config.name!r} ({config.source}): {exc}") from None
         self.prefix = (
             config.prefix
             if config.prefix is not None

@@ -2,7 +2,8 @@
 
 from collections.abc import Mapping
 
-from ..languages import base
+from ..errors import InvalidArgument
+from ..languages import base, normalize
 
 # ISO 639-1 -> the codes each family uses, for the languages a newsroom meets most.
 NLLB_CODES = {
@@ -36,7 +37,8 @@ class LanguageTokens:
     ):
         self.tokenizer = tokenizer
         self.family = family
-        self.codes = {**codes, **overrides}
+        # Request tags arrive normalised ("pt_br" -> "pt-BR"); so must the keys, or they never match.
+        self.codes = {**codes, **{_tag(key): code for key, code in overrides.items()}}
         self.input_overhead = 2 if family == "marian" else 0
 
     @classmethod
@@ -74,6 +76,24 @@ class LanguageTokens:
             return base(language)
         return self.codes.get(base(language))
 
+    def missing(self, pairs) -> list[str]:
+        """The configured languages of `pairs` that this model has no code for (a load error,
+        not a guess): targets for multi-target Marian, sources and targets for the others."""
+        if self.family == "marian":
+            languages = [target for _, target in pairs]
+        else:
+            languages = [language for pair in pairs for language in pair]
+        out = []
+        for language in dict.fromkeys(languages):
+            code = self.code(language)
+            if code is None:
+                out.append(language)
+            elif self.family == "m2m100" and code not in self.tokenizer.lang_code_to_id:
+                out.append(language)
+            elif self.family in ("nllb", "mbart") and code not in self.tokenizer.get_vocab():
+                out.append(language)
+        return out
+
     def text_prefix(self, target: str | None) -> str:
         """Marian multi-target models take the target as a leading >>xx<< token."""
         if self.family != "marian":
@@ -93,3 +113,11 @@ class LanguageTokens:
         if self.family == "m2m100":
             return {"forced_bos_token_id": self.tokenizer.get_lang_id(code)}
         return {"forced_bos_token_id": self.tokenizer.convert_tokens_to_ids(code)}
+
+
+def _tag(key: str) -> str:
+    """A `language_codes` key in the normalised form of request tags; left as is if not a tag."""
+    try:
+        return normalize(key, "language_codes")
+    except InvalidArgument:
+        return key

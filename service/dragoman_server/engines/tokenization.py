@@ -97,3 +97,15 @@ def token_budget(
     if min_new is None:
         min_new = min(generation_config.min_length or 0, cap // 2)
     return Budget(max_new_tokens=cap, min_new_tokens=min(min_new, cap))
+
+
+def check_language_codes(language_tokens: LanguageTokens | None, config) -> None:
+    """Raises ValueError naming the configured languages a multilingual model has no code for."""
+    if language_tokens is None or config.task != "translation":
+        return
+    missing = language_tokens.missing(config.pairs)
+    if missing:
+        raise ValueError(
+            f"this {language_tokens.family} model has no language code for "
+            f"{', '.join(missing)}; add them to `language_codes` or remove them from `languages`"
+        )
