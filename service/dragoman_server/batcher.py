@@ -1,8 +1,9 @@
 """The dynamic batcher: one per model. Segments from concurrent requests are merged into batches.
 
 Callers on the event loop submit segments and get one asyncio future each. A worker thread takes
-batches of up to `max_batch_size` segments / `max_batch_tokens` padded tokens, waiting at most
-`max_queue_delay_ms` for a batch to fill, runs the engine, and answers each future on its loop with
+batches of up to `max_batch_size` segments / `max_batch_tokens` padded tokens, waiting
+`max_queue_delay_ms` for a batch to fill (longer, up to a tenth of the last batch's time, while
+fewer segments wait than the last batch held: see `_wait_for_batch`), runs the engine, and answers each future on its loop with
 `call_soon_threadsafe`. A segment whose future was cancelled (deadline, client gone) is dropped
 before it reaches the model, and a running batch stops early once every segment in it is abandoned.
 """
@@ -50,6 +51,9 @@ class BatcherStats:
     output_tokens: int = 0
 
 
+# How long a filling batch may keep waiting for arrivals, as a fraction of the last batch's time.
+FILL_FRACTION = 0.1
+
 BatchObserver = Callable[[str, int, int, float], None]  # model, batch size, queue depth, seconds
 
 
@@ -76,6 +80,8 @@ class Batcher:
         self._queue: deque[_Item] = deque()
         self._cond = threading.Condition()
         self._running = True
+        self._last_batch_seconds, self._expected = 0.0, 0
+        self._free_since = 0.0
         self._thread = threading.Thread(
             target=self._work, name=f"batcher-{engine.name}", daemon=True
         )
@@ -162,8 +168,22 @@ class Batcher:
                 self._cond.wait()
             if not self._running:
                 return []
-            fill_by = self._queue[0].enqueued + self.max_queue_delay
+            # Closed-loop callers (the usual case: each waits for its answer, then sends the next)
+            # come back from a batch milliseconds apart, not at once. A fixed wait from the first
+            # arrival would start a batch of one (nearly as slow as a full one) and split every
+            # round in two. So while fewer segments wait than are expected (the last batch's plus
+            # those that queued while it ran), the batch keeps waiting, up to FILL_FRACTION of the
+            # last batch's time; once that many are here (or for a lone caller) only
+            # `max_queue_delay` applies.
+            first = self._queue[0].enqueued
+            usual = first + self.max_queue_delay
+            # Counted from when the worker was free: segments that queued during the last batch
+            # have waited, but the callers it answered have only just been able to come back.
+            free = max(first, self._free_since)
+            cap = max(usual, free + FILL_FRACTION * self._last_batch_seconds)
+            expected = min(self.max_batch_size, max(1, self._expected))
             while self._running and len(self._queue) < self.max_batch_size:
+                fill_by = usual if len(self._queue) >= expected else cap
                 remaining = fill_by - time.monotonic()
                 if remaining <= 0:
                     break
@@ -199,6 +219,9 @@ class Batcher:
                 item.loop.call_soon_threadsafe(_fail, item.future, exc)
             return
         elapsed = time.perf_counter() - started
+        # The callers just answered will be back, and those who queued meanwhile are still here.
+        self._last_batch_seconds, self._expected = elapsed, len(batch) + len(self._queue)
+        self._free_since = time.monotonic()
         stats = self.stats
         stats.batches += 1
         stats.segments += len(batch)

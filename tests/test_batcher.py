@@ -1,0 +1,191 @@
+"""The dynamic batcher on its own: routing of results, limits, abandonment, and batch filling.
+
+Correctness runs on the real copy model (its output is its input, so any mix-up shows). The
+scheduling tests use `TimedEngine`, an engine that echoes after a fixed time per batch: what they
+check is when the batcher starts batches, which only a known batch time makes exact.
+"""
+
+import asyncio
+import random
+import time
+from collections.abc import Sequence
+
+import pytest
+
+from conftest import copy_model, make_config, needs_copy_model
+from dragoman_server.batcher import Batcher
+from dragoman_server.engines import Engine, Generated, GenerationParams, load_engine
+from dragoman_server.errors import ResourceExhausted
+
+PARAMS = GenerationParams("pt", "en")
+
+
+class TimedEngine(Engine):
+    """Echoes its inputs after `seconds` per batch; records every batch it ran."""
+
+    name = task = "timed"
+    device = "cpu"
+    backend = "test"
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.batches: list[list[str]] = []
+
+    @property
+    def max_input_tokens(self) -> int:
+        return 512
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(t.split()) for t in texts]
+
+    def generate(self, texts, params, should_stop=None) -> list[Generated]:
+        self.batches.append(list(texts))
+        deadline = time.monotonic() + self.seconds
+        while time.monotonic() < deadline:
+            if should_stop is not None and should_stop():
+                break
+            time.sleep(0.005)
+        return [Generated(t, 1, 1) for t in texts]
+
+
+@pytest.fixture(scope="module")
+def copy_engine():
+    config = make_config([copy_model("copy-pt-en", "pt-en")])
+    engine = load_engine(config.models[0], config.server)
+    yield engine
+    engine.close()
+
+
+@needs_copy_model
+def test_concurrent_callers_get_their_own_results_in_order(copy_engine):
+    async def main():
+        batcher = Batcher(copy_engine, max_batch_size=8, max_queue_delay_ms=2)
+        try:
+
+            async def caller(n: int) -> tuple[list[str], list[str]]:
+                texts = [f"Chamada {n}, frase {k}: olá." for k in range(1 + n % 4)]
+                counts = copy_engine.count_tokens(texts)
+                results = await batcher.generate(texts, counts, PARAMS)
+                return texts, [r.text for r in results]
+
+            answers = await asyncio.gather(*(caller(n) for n in range(20)))
+            return answers, batcher.stats
+        finally:
+            batcher.close()
+
+    answers, stats = asyncio.run(main())
+    for texts, outputs in answers:
+        assert outputs == texts
+    assert stats.segments == sum(1 + n % 4 for n in range(20))
+    assert 1 < stats.largest_batch <= 8
+
+
+def test_full_queue_is_refused_at_once_and_nothing_is_lost():
+    engine = TimedEngine(0.2)
+
+    async def main():
+        batcher = Batcher(engine, max_batch_size=2, max_queue_size=3, max_queue_delay_ms=1)
+        try:
+            first = batcher.submit(["a", "b", "c"], [1, 1, 1], PARAMS)
+            started = time.monotonic()
+            with pytest.raises(ResourceExhausted) as refused:
+                batcher.submit(["d", "e"], [1, 1], PARAMS)
+            assert time.monotonic() - started < 0.05
+            assert refused.value.retry_after_s is not None and "queue is full" in str(refused.value)
+            return [r.text for r in await asyncio.gather(*first)]
+        finally:
+            batcher.close()
+
+    assert asyncio.run(main()) == ["a", "b", "c"]
+
+
+def test_abandoned_segments_never_reach_the_engine():
+    engine = TimedEngine(0.3)
+
+    async def main():
+        batcher = Batcher(engine, max_batch_size=1, max_queue_delay_ms=1)
+        try:
+            running = batcher.submit(["first"], [1], PARAMS)
+            await asyncio.sleep(0.05)  # "first" is generating; the next two wait in the queue
+            abandoned = batcher.submit(["gone-1", "gone-2"], [1, 1], PARAMS)
+            for future in abandoned:
+                future.cancel()
+            kept = batcher.submit(["kept"], [1], PARAMS)
+            await asyncio.gather(*running, *kept)
+            return batcher.stats
+        finally:
+            batcher.close()
+
+    stats = asyncio.run(main())
+    assert engine.batches == [["first"], ["kept"]]
+    assert stats.dropped == 2
+
+
+def test_batch_is_sorted_by_length_and_bounded_by_tokens():
+    engine = TimedEngine(0.0)
+
+    async def main():
+        batcher = Batcher(engine, max_batch_size=8, max_batch_tokens=12, max_queue_delay_ms=20)
+        try:
+            texts = ["um dois tres quatro", "um", "um dois tres", "um dois", "a b c d e f"]
+            futures = batcher.submit(texts, engine.count_tokens(texts), PARAMS)
+            return texts, [r.text for r in await asyncio.gather(*futures)]
+        finally:
+            batcher.close()
+
+    texts, outputs = asyncio.run(main())
+    assert outputs == texts  # callers get their own answers, whatever order the batch ran in
+    for batch in engine.batches:
+        lengths = [len(t.split()) for t in batch]
+        assert lengths == sorted(lengths)
+        assert len(batch) * max(lengths) <= 12 or len(batch) == 1
+
+
+def test_closed_loop_callers_fill_whole_batches():
+    """Callers that send their next call a few ms after their answer (more than
+    max_queue_delay_ms apart from each other) still share one batch per round, rather than
+    a batch of one followed by the rest."""
+    engine = TimedEngine(0.5)  # the batch may wait for its callers up to 10 % of this: 50 ms
+    callers, rounds = 8, 5
+
+    async def main():
+        batcher = Batcher(engine, max_batch_size=callers, max_queue_delay_ms=2)
+        rng = random.Random(7)
+        try:
+
+            async def caller(n: int) -> None:
+                for k in range(rounds):
+                    await asyncio.sleep(rng.uniform(0.0, 0.02))  # think time: 0-20 ms
+                    [result] = await batcher.generate([f"{n}-{k}"], [1], PARAMS)
+                    assert result.text == f"{n}-{k}"
+
+            await asyncio.gather(*(caller(n) for n in range(callers)))
+        finally:
+            batcher.close()
+
+    asyncio.run(main())
+    sizes = [len(b) for b in engine.batches]
+    assert sum(sizes) == callers * rounds
+    # The first batch meets no history, and the last takes what is left; every other is full
+    # (a fixed wait from the first arrival gives [1, 7, 1, 7, ...] here).
+    assert sizes[1:-1] == [callers] * (len(sizes) - 2) and len(sizes) <= rounds + 1, sizes
+
+
+def test_a_lone_caller_waits_only_the_queue_delay():
+    engine = TimedEngine(0.25)
+
+    async def main():
+        batcher = Batcher(engine, max_batch_size=32, max_queue_delay_ms=5)
+        try:
+            await batcher.generate(["warm"], [1], PARAMS)  # history: a batch of one, 0.25 s
+            latencies = []
+            for k in range(3):
+                started = time.monotonic()
+                await batcher.generate([f"alone {k}"], [1], PARAMS)
+                latencies.append(time.monotonic() - started)
+            return latencies
+        finally:
+            batcher.close()
+
+    for latency in asyncio.run(main()):
+        assert latency < 0.25 + 0.02, latency  # batch time + the 5 ms delay, not + 10 %
