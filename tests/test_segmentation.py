@@ -463,6 +463,18 @@ def test_portuguese_quotes_and_numbers():
     ]
 
 
+def test_portuguese_dateline_month_abbreviation_is_not_a_sentence_end():
+    text = (
+        "Lisboa, 14 out. (Lusa) — O Governo aprovou hoje o orçamento. "
+        "Os pescadores voltaram ao mar. Ontem foi 3 mar. e ninguém saiu."
+    )
+    assert split_sentences(text, "pt") == [
+        "Lisboa, 14 out. (Lusa) — O Governo aprovou hoje o orçamento.",
+        "Os pescadores voltaram ao mar.",  # "mar" the word (sea) still ends a sentence
+        "Ontem foi 3 mar. e ninguém saiu.",
+    ]
+
+
 def test_unknown_language_falls_back_to_english():
     text = "Mr. Smith went to Washington. He arrived at 3.5 p.m. on Monday!"
     expected = ["Mr. Smith went to Washington.", "He arrived at 3.5 p.m. on Monday!"]

@@ -98,6 +98,12 @@ _ABBREVIATIONS: dict[str, frozenset[str]] = {
     ),
 }
 
+# Dates with an abbreviated month ("Lisboa, 14 out. (Lusa) — ..."): the wire-copy dateline. Only
+# after a day number, since "mar." alone is also the word "sea" ending a sentence.
+_DATE_ABBREVIATION: dict[str, re.Pattern] = {
+    "pt": re.compile(r"\b\d{1,2}\s+(jan|fev|mar|abr|mai|jun|jul|ago|set|out|nov|dez)\.$", re.I),
+}
+
 _segmenters: dict[str, pysbd.Segmenter] = {}
 _segmenters_lock = threading.Lock()
 
@@ -171,9 +177,13 @@ def _raw_boundaries(seg: pysbd.Segmenter, text: str, start: int, end: int) -> li
     return boundaries
 
 
-def _joins_next(sentence: str, following: str, abbreviations: frozenset[str]) -> bool:
+def _joins_next(
+    sentence: str, following: str, abbreviations: frozenset[str], date: re.Pattern | None = None
+) -> bool:
     head = following.lstrip(_OPENING_PUNCT)
     if head[:1].islower():
+        return True
+    if date is not None and date.search(sentence):
         return True
     if abbreviations and sentence.endswith("."):
         last = sentence.rsplit(None, 1)[-1].lstrip(_OPENING_PUNCT).lower()
@@ -185,6 +195,7 @@ def _sentence_spans(text: str, start: int, end: int, language: str) -> list[tupl
     """Sentences of text[start:end] (which has no outer whitespace) as absolute spans."""
     boundaries = _raw_boundaries(_segmenter(language), text, start, end)
     abbreviations = _ABBREVIATIONS.get(_primary(language), frozenset())
+    date = _DATE_ABBREVIATION.get(_primary(language))
     spans: list[tuple[int, int]] = []
     s = start
     for b in boundaries:
@@ -196,7 +207,7 @@ def _sentence_spans(text: str, start: int, end: int, language: str) -> list[tupl
             nxt += 1
         if nxt >= end:
             continue
-        if _joins_next(text[s:e], text[nxt : min(end, nxt + 8)], abbreviations):
+        if _joins_next(text[s:e], text[nxt : min(end, nxt + 8)], abbreviations, date):
             continue
         spans.append((s, e))
         s = nxt
