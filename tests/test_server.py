@@ -349,3 +349,11 @@ def test_generated_protobuf_code_is_up_to_date(tmp_path):
         assert (tmp_path / "dragoman" / "v1" / name).read_text() == (
             checked_in / name
         ).read_text(), f"{name} is stale: run python scripts/gen_protos.py"
+
+
+def test_readme_settings_table_matches_the_settings():
+    """The README's settings table is the one settings.py renders: no setting undocumented."""
+    from dragoman_server.settings import settings_table
+
+    readme = (ROOT / "README.md").read_text()
+    assert settings_table() in readme, "README settings table is stale: paste settings_table()"

@@ -278,6 +278,20 @@ def load_config(
     return Config.from_dict(data, env=env, overrides=overrides, base_dir=base_dir, origin=origin)
 
 
+def settings_table() -> str:
+    """The server settings as a Markdown table (the README's copy is checked against it)."""
+    rows = ["| Setting | Env | Flag | Default | Meaning |", "|---|---|---|---|---|"]
+    for s in SETTINGS:
+        default = ", ".join(s.default) if s.type is tuple else s.default
+        if s.type is bool:
+            default = str(default).lower()
+        shown = f"`{default}`" if default != "" else "(empty)"
+        rows.append(
+            f"| `{s.name}` | `{s.env}` | `{s.flag}` | {shown} | {s.help.replace('|', '/')} |"
+        )
+    return "\n".join(rows)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `--config` and one flag per server setting."""
     parser.add_argument(
