@@ -194,7 +194,8 @@ def test_language_tables_name_real_tokens():
 
     assert set(NLLB_CODES.values()) <= set(NLLB)
     assert set(MBART50_CODES.values()) <= set(MBART)
-    assert set(NLLB_CODES) | set(MBART50_CODES) <= set(M2M["m2m100"]) | {"no"}
+    languages = {tag.split("-")[0] for tag in (*NLLB_CODES, *MBART50_CODES)}
+    assert languages <= set(M2M["m2m100"]) | {"no"}
     assert all(len(code) == 3 for code in ISO639_3.values())
 
 
@@ -579,3 +580,14 @@ def test_language_without_a_code_fails_the_load_naming_it(
     with_override = {**entry, "language_codes": {missing: pt_token}}
     config = make_config([with_override])
     load_engine(config.models[0], config.server).close()  # an override makes it loadable
+
+
+@pytest.mark.parametrize(
+    ("tag", "token"),
+    [("zh", "zho_Hans"), ("zh-CN", "zho_Hans"), ("zh-Hant", "zho_Hant"), ("zh-TW", "zho_Hant")],
+)
+def test_nllb_script_and_region_pick_the_chinese_script(multilingual_models, tag, token):
+    """NLLB tells Simplified from Traditional Chinese; the tag's script or region decides."""
+    engine = engine_for("nllb", multilingual_models)
+    forced = engine.language_tokens.generate_kwargs(tag)["forced_bos_token_id"]
+    assert engine.tokenizer.convert_ids_to_tokens(forced) == token

@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 
 from ..errors import InvalidArgument
-from ..languages import base, normalize
+from ..languages import base, fallbacks, normalize
 
 # ISO 639-1 -> the codes each family uses, for the languages a newsroom meets most.
 NLLB_CODES = {
@@ -15,6 +15,8 @@ NLLB_CODES = {
     "no": "nob_Latn", "pl": "pol_Latn", "pt": "por_Latn", "ro": "ron_Latn", "ru": "rus_Cyrl",
     "sk": "slk_Latn", "sl": "slv_Latn", "sr": "srp_Cyrl", "sv": "swe_Latn", "tr": "tur_Latn",
     "uk": "ukr_Cyrl", "vi": "vie_Latn", "zh": "zho_Hans",
+    # Traditional Chinese, by script or by the regions that write it.
+    "zh-Hant": "zho_Hant", "zh-TW": "zho_Hant", "zh-HK": "zho_Hant", "zh-MO": "zho_Hant",
 }  # fmt: skip
 MBART50_CODES = {
     "ar": "ar_AR", "cs": "cs_CZ", "de": "de_DE", "en": "en_XX", "es": "es_XX", "et": "et_EE",
@@ -74,7 +76,10 @@ class LanguageTokens:
             return None
         if self.family == "m2m100":
             return base(language)
-        return self.codes.get(base(language))
+        for tag in fallbacks(language):  # "zh-Hant-TW" -> "zh-Hant" -> "zh"
+            if tag in self.codes:
+                return self.codes[tag]
+        return None
 
     def missing(self, pairs) -> list[str]:
         """The configured languages of `pairs` that this model has no code for (a load error,
