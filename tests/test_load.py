@@ -70,10 +70,10 @@ def _run(address: str, threads: int, processes: int, calls: int) -> dict:
 def test_concurrent_threads_and_processes_all_answered_with_their_own_text():
     config = make_config([copy_model(MODEL, "pt-en")], max_queue_delay_ms=5)
     with BackgroundServer(config) as server:
-        total = _run(server.address, threads=8, processes=3, calls=6)
+        total = _run(server.address, threads=12, processes=4, calls=10)
         stats = server.server.registry.entries[MODEL].batcher.stats
     print(f"\nload: {total['sent']} sent, {total['ok']} answered OK, batches {stats}")
-    assert total["sent"] == 66
+    assert total["sent"] == 160
     assert total["wrong"] == [] and total["other"] == []
     assert total["ok"] == total["sent"]  # none lost, none refused with the default queue
     assert stats.largest_batch > 1  # callers' segments really shared batches
