@@ -82,6 +82,7 @@ class _Call:
         "token",
         "peer",
         "deadline",
+        "ended",
     )
 
     def __init__(self, owner: "ErrorInterceptor", method: str, context):
@@ -98,6 +99,7 @@ class _Call:
         remaining = context.time_remaining()
         self.deadline = None if remaining is None else self.started + remaining
         self.token = request_id_var.set(self.request_id)
+        self.ended = False
         if owner.metrics:
             owner.metrics.in_flight.inc()
 
@@ -127,6 +129,10 @@ class _Call:
             self.code = "ABORTED"
 
     def end(self) -> None:
+        """Count, time and log the call, once."""
+        if self.ended:
+            return
+        self.ended = True
         seconds = time.perf_counter() - self.started
         metrics = self.owner.metrics
         if metrics:
@@ -146,6 +152,9 @@ class _Call:
                 "key": key_label(self.key),
             },
         )
+
+    def release(self) -> None:
+        """Forget the request id (after the status and its trailers went out)."""
         try:
             request_id_var.reset(self.token)
         except ValueError:  # ended in another context
@@ -165,6 +174,7 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, owner: "ErrorInterceptor"
                 return response
             except DragomanServerError as exc:
                 call.code = exc.status
+                call.end()  # before the status goes out: metrics agree with what callers saw
                 await _abort(context, exc)
             except asyncio.CancelledError:
                 call.cancelled()
@@ -174,9 +184,11 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, owner: "ErrorInterceptor"
                     call.aborted()
                     raise
                 call.code = "INTERNAL"
+                call.end()
                 await _internal(context, method, exc)
             finally:
                 call.end()
+                call.release()
 
         return grpc.unary_unary_rpc_method_handler(
             unary_unary,
@@ -195,6 +207,7 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, owner: "ErrorInterceptor"
                 call.code = "OK"
             except DragomanServerError as exc:
                 call.code = exc.status
+                call.end()  # before the status goes out: metrics agree with what callers saw
                 await _abort(context, exc)
             except (asyncio.CancelledError, GeneratorExit):
                 call.cancelled()
@@ -204,9 +217,11 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, owner: "ErrorInterceptor"
                     call.aborted()
                     raise
                 call.code = "INTERNAL"
+                call.end()
                 await _internal(context, method, exc)
             finally:
                 call.end()
+                call.release()
 
         return grpc.unary_stream_rpc_method_handler(
             unary_stream,
