@@ -3,8 +3,8 @@
 Callers on the event loop submit segments and get one asyncio future each. A worker thread takes
 batches of up to `max_batch_size` segments / `max_batch_tokens` padded tokens, waiting
 `max_queue_delay_ms` for a batch to fill (longer, up to a tenth of the last batch's time, while
-fewer segments wait than the last batch held: see `_wait_for_batch`), runs the engine, and answers each future on its loop with
-`call_soon_threadsafe`. A segment whose future was cancelled (deadline, client gone) is dropped
+the callers of the last batch are still coming back: see `_wait_for_batch`), runs the engine, and
+answers each future on its loop with `call_soon_threadsafe`. A segment whose future was cancelled (deadline, client gone) is dropped
 before it reaches the model, and a running batch stops early once every segment in it is abandoned.
 """
 
