@@ -24,9 +24,8 @@ from pathlib import Path
 from ..errors import ModelLoadError
 from ..settings import ModelConfig, ServerSettings
 from . import tokenization
-from .base import Engine, Generated, GenerationParams, ShouldStop
+from .base import Generated, GenerationParams, ShouldStop
 from .loading import load_error, looks_local, resolve_device, resolve_source
-from .multilingual import LanguageTokens
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +156,7 @@ def convert(source: str, revision: str | None, compute_type: str, local_only: bo
     return target
 
 
-class CTranslate2Engine(Engine):
+class CTranslate2Engine(tokenization.TokenizedEngine):
     """A seq2seq checkpoint run by a `ctranslate2.Translator`, tokenised by its HF tokenizer."""
 
     backend = "ctranslate2"
@@ -181,7 +180,7 @@ class CTranslate2Engine(Engine):
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="Recommended: pip install sacremoses")
-                self.tokenizer = AutoTokenizer.from_pretrained(
+                tokenizer = AutoTokenizer.from_pretrained(
                     source, revision=config.revision, local_files_only=local_only
                 )
             model_config = AutoConfig.from_pretrained(
@@ -213,23 +212,7 @@ class CTranslate2Engine(Engine):
         except Exception as exc:  # e.g. a compute type this CPU does not support
             raise load_error(config, exc, local_only) from None
         self.load_seconds = time.perf_counter() - started
-        self._tokenizer_lock = threading.Lock()
-        self.generation_config = gc
-        self.language_tokens = LanguageTokens.detect(self.tokenizer, config.language_codes)
-        try:
-            tokenization.check_language_codes(self.language_tokens, config)
-        except ValueError as exc:
-            raise ModelLoadError(f"model {config.name!r} ({config.source}): {exc}") from None
-        self.prefix = (
-            config.prefix
-            if config.prefix is not None
-            else tokenization.default_prefix(model_config, self.task)
-        )
-        self._window = tokenization.find_window(self.tokenizer, model_config)
-        self._decoder_positions = tokenization.decoder_positions(model_config)
-        self._reserved = tokenization.reserved_tokens(
-            self.tokenizer, self.prefix, self.language_tokens
-        )
+        self._set_up_tokenization(tokenizer, model_config, gc)
         self.num_beams = config.num_beams or gc.num_beams or 1
         self.no_repeat_ngram_size = config.no_repeat_ngram_size or gc.no_repeat_ngram_size or 0
         self.repetition_penalty = config.repetition_penalty or gc.repetition_penalty or 1.0
@@ -238,26 +221,6 @@ class CTranslate2Engine(Engine):
         self._suppress = (
             [[t] for t in self.tokenizer.convert_ids_to_tokens(suppress)] if suppress else None
         )
-
-    @property
-    def max_input_tokens(self) -> int:
-        return self._window - self._reserved
-
-    @property
-    def max_new_tokens(self) -> int:
-        return tokenization.model_max_new_tokens(
-            self.config.max_new_tokens,
-            self.generation_config,
-            self._window,
-            self._decoder_positions,
-        )
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        if not texts:
-            return []
-        with self._tokenizer_lock:
-            encoded = self.tokenizer(list(texts), add_special_tokens=True)
-        return [len(ids) for ids in encoded["input_ids"]]
 
     def _target_prefix(self, params: GenerationParams) -> list[str] | None:
         forced = self.generation_config.forced_bos_token_id

@@ -2,7 +2,6 @@
 
 import copy
 import logging
-import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -16,12 +15,10 @@ from transformers import (
     StoppingCriteriaList,
 )
 
-from ..errors import ModelLoadError
 from ..settings import ModelConfig, ServerSettings
 from . import tokenization
-from .base import Engine, Generated, GenerationParams, ShouldStop
+from .base import Generated, GenerationParams, ShouldStop
 from .loading import load_error, resolve_device, resolve_source
-from .multilingual import LanguageTokens
 
 log = logging.getLogger(__name__)
 # Generation-config notices ("both max_new_tokens and max_length set") are noise for operators.
@@ -36,7 +33,7 @@ class _StopWhenAbandoned(StoppingCriteria):
         return torch.full((input_ids.shape[0],), self.should_stop(), dtype=torch.bool)
 
 
-class HuggingFaceEngine(Engine):
+class HuggingFaceEngine(tokenization.TokenizedEngine):
     """A seq2seq model and its tokenizer, loaded with `from_pretrained` from a Hub id or a directory."""
 
     backend = "torch"
@@ -51,7 +48,7 @@ class HuggingFaceEngine(Engine):
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="Recommended: pip install sacremoses")
-                self.tokenizer = AutoTokenizer.from_pretrained(
+                tokenizer = AutoTokenizer.from_pretrained(
                     source, revision=config.revision, local_files_only=local_only
                 )
             model = AutoModelForSeq2SeqLM.from_pretrained(
@@ -68,26 +65,10 @@ class HuggingFaceEngine(Engine):
             )
         self.model = model.to(self.device)
         self.load_seconds = time.perf_counter() - started
-        # Fast tokenizers are not safe to call from several threads at once ("Already borrowed").
-        self._tokenizer_lock = threading.Lock()
-        self.language_tokens = LanguageTokens.detect(self.tokenizer, config.language_codes)
-        try:
-            tokenization.check_language_codes(self.language_tokens, config)
-        except ValueError as exc:
-            raise ModelLoadError(f"model {config.name!r} ({config.source}): {exc}") from None
-        self.prefix = (
-            config.prefix
-            if config.prefix is not None
-            else tokenization.default_prefix(self.model.config, self.task)
-        )
-        self.generation_config = self._generation_config()
-        self._window = tokenization.find_window(self.tokenizer, self.model.config)
-        self._decoder_positions = tokenization.decoder_positions(self.model.config)
-        self._reserved = tokenization.reserved_tokens(
-            self.tokenizer, self.prefix, self.language_tokens
-        )
+        self._set_up_tokenization(tokenizer, model.config, self._generation_config())
 
     def _generation_config(self):
+        """The checkpoint's generation_config with this model's configured overrides."""
         gc = copy.deepcopy(self.model.generation_config)
         if self.config.num_beams is not None:
             gc.num_beams = self.config.num_beams
@@ -96,27 +77,6 @@ class HuggingFaceEngine(Engine):
         if self.config.repetition_penalty is not None:
             gc.repetition_penalty = self.config.repetition_penalty
         return gc
-
-    @property
-    def max_input_tokens(self) -> int:
-        return self._window - self._reserved
-
-    @property
-    def max_new_tokens(self) -> int:
-        """The model's own cap on generated tokens."""
-        return tokenization.model_max_new_tokens(
-            self.config.max_new_tokens,
-            self.generation_config,
-            self._window,
-            self._decoder_positions,
-        )
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        if not texts:
-            return []
-        with self._tokenizer_lock:
-            encoded = self.tokenizer(list(texts), add_special_tokens=True)
-        return [len(ids) for ids in encoded["input_ids"]]
 
     def generate(
         self, texts: Sequence[str], params: GenerationParams, should_stop: ShouldStop | None = None

@@ -1,10 +1,12 @@
 """What every seq2seq backend computes the same way: the window, the task prefix, language tags,
 and how many tokens a batch may generate. Shared by the transformers and CTranslate2 engines."""
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .base import GenerationParams
+from ..errors import ModelLoadError
+from .base import Engine, GenerationParams
 from .multilingual import LanguageTokens
 
 UNBOUNDED = 1_000_000  # tokenizers without a real limit report ~1e30 as model_max_length
@@ -109,3 +111,48 @@ def check_language_codes(language_tokens: LanguageTokens | None, config) -> None
             f"this {language_tokens.family} model has no language code for "
             f"{', '.join(missing)}; add them to `language_codes` or remove them from `languages`"
         )
+
+
+class TokenizedEngine(Engine):
+    """What the transformers and CTranslate2 engines share: a Hugging Face tokenizer and what
+    follows from it and the model's config (window, prefix, language tags, token caps)."""
+
+    def _set_up_tokenization(self, tokenizer, model_config, generation_config) -> None:
+        """Call once the tokenizer, `self.config` and `self.task` are set."""
+        config = self.config
+        self.tokenizer = tokenizer
+        self.generation_config = generation_config
+        # Fast tokenizers are not safe to call from several threads at once ("Already borrowed").
+        self._tokenizer_lock = threading.Lock()
+        self.language_tokens = LanguageTokens.detect(tokenizer, config.language_codes)
+        try:
+            check_language_codes(self.language_tokens, config)
+        except ValueError as exc:
+            raise ModelLoadError(f"model {config.name!r} ({config.source}): {exc}") from None
+        self.prefix = (
+            config.prefix if config.prefix is not None else default_prefix(model_config, self.task)
+        )
+        self._window = find_window(tokenizer, model_config)
+        self._decoder_positions = decoder_positions(model_config)
+        self._reserved = reserved_tokens(tokenizer, self.prefix, self.language_tokens)
+
+    @property
+    def max_input_tokens(self) -> int:
+        return self._window - self._reserved
+
+    @property
+    def max_new_tokens(self) -> int:
+        """The model's own cap on generated tokens."""
+        return model_max_new_tokens(
+            self.config.max_new_tokens,
+            self.generation_config,
+            self._window,
+            self._decoder_positions,
+        )
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        with self._tokenizer_lock:
+            encoded = self.tokenizer(list(texts), add_special_tokens=True)
+        return [len(ids) for ids in encoded["input_ids"]]
