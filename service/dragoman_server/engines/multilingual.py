@@ -83,11 +83,11 @@ class LanguageTokens:
 
     def missing(self, pairs) -> list[str]:
         """The configured languages of `pairs` that this model has no code for (a load error,
-        not a guess): targets for multi-target Marian, sources and targets for the others."""
+        not a stale or wrong token at request time). Marian is exempt: a target without a
+        >>xx<< token is sent without one, as multi-source models with stray tags expect."""
         if self.family == "marian":
-            languages = [target for _, target in pairs]
-        else:
-            languages = [language for pair in pairs for language in pair]
+            return []
+        languages = [language for pair in pairs for language in pair]
         out = []
         for language in dict.fromkeys(languages):
             code = self.code(language)
