@@ -5,6 +5,7 @@ One copy-model server per fixture (the copy model returns its input exactly), 12
 
 import concurrent.futures
 import logging
+import re
 import time
 import urllib.request
 
@@ -117,8 +118,23 @@ def test_metrics_endpoint(slow_server):
         f'dragoman_output_tokens_total{{model="{MODEL}"}}',
         f'dragoman_model_load_seconds{{model="{MODEL}"}}',
         "dragoman_requests_in_flight",
+        "dragoman_cache_hits_total",
+        "dragoman_cache_misses_total",
+        "dragoman_cache_hit_ratio",
+        "dragoman_outputs_flagged_total",
     ):
         assert name in body, name
+
+    def counter(name: str) -> float:
+        text = _scrape(slow_server)
+        return float(re.search(rf"^{name} (\S+)$", text, re.M).group(1))
+
+    hits, misses = counter("dragoman_cache_hits_total"), counter("dragoman_cache_misses_total")
+    with dragoman.Client(slow_server.address) as client:
+        for _ in range(2):  # the second time, the segment comes from the cache
+            client.translate("Uma frase que só este teste envia.", to="en", source="pt")
+    assert counter("dragoman_cache_misses_total") == misses + 1
+    assert counter("dragoman_cache_hits_total") == hits + 1
 
 
 def test_request_id_is_echoed_and_logged(slow_server, caplog):

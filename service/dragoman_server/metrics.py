@@ -4,7 +4,8 @@ Per call (from the call interceptor): `dragoman_requests_total{method,code}`,
 `dragoman_request_seconds{method}`, `dragoman_requests_in_flight`. Per batch (the batcher's
 observer): `dragoman_batch_size{model}`, `dragoman_batch_seconds{model}`. Read at scrape time from
 each model's batcher: queue depth, segments generated, dropped (abandoned before the model),
-batches stopped early, tokens in/out; and each model's load time.
+batches stopped early, tokens in/out; each model's load time; and from the data plane, the
+translation cache's hits, misses, evictions, entries and hit ratio, and flagged outputs.
 """
 
 import logging
@@ -67,6 +68,36 @@ class _RegistryCollector:
         yield from counters.values()
 
 
+class _DataPlaneCollector:
+    """The translation cache and the degenerate-output check, read at each scrape."""
+
+    def __init__(self, dataplane):
+        self.dataplane = dataplane
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        stats = self.dataplane.cache.stats()
+        for name, text in (
+            ("cache_hits", "segments answered from the translation cache"),
+            ("cache_misses", "segments the translation cache did not have"),
+            ("cache_evictions", "segments evicted from the translation cache"),
+        ):
+            yield CounterMetricFamily(f"dragoman_{name}", text, value=stats[name.split("_")[1]])
+        yield GaugeMetricFamily(
+            "dragoman_cache_entries", "segments in the translation cache", value=stats["entries"]
+        )
+        yield GaugeMetricFamily(
+            "dragoman_cache_hit_ratio", "hits / lookups since start", value=stats["hit_rate"]
+        )
+        yield CounterMetricFamily(
+            "dragoman_outputs_flagged",
+            "generated segments flagged as degenerate (repetition, runaway length) and repaired",
+            value=self.dataplane.flagged,
+        )
+
+
 class Metrics:
     """The metrics of one server."""
 
@@ -113,6 +144,9 @@ class Metrics:
 
     def watch(self, model_registry) -> None:
         self.registry.register(_RegistryCollector(model_registry))
+
+    def watch_dataplane(self, dataplane) -> None:
+        self.registry.register(_DataPlaneCollector(dataplane))
 
     def observe_batch(self, model: str, batch_size: int, queue_depth: int, seconds: float) -> None:
         """The batcher's observer (called from its worker thread)."""

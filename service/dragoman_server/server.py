@@ -40,6 +40,7 @@ class DragomanServer:
         self.authenticator = Authenticator.from_settings(settings)
         self._credentials = _server_credentials(settings)
         self.dataplane = DataPlane(config, self.registry)
+        self.metrics.watch_dataplane(self.dataplane)
         self.health = health.aio.HealthServicer()
         max_bytes = settings.max_message_bytes
         self.server = grpc.aio.server(
