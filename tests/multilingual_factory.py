@@ -147,6 +147,25 @@ def _finish(
 # --------------------------------------------------------------------------------------------------
 
 
+def _m2m100_model(
+    tokenizer, out, language_ids, *, init_std, seed, max_new_tokens, min_new_tokens, **dims
+) -> pathlib.Path:
+    """The M2M100 architecture (M2M100 and NLLB alike) for `tokenizer`, saved beside it."""
+    from transformers import M2M100Config, M2M100ForConditionalGeneration
+
+    config = M2M100Config(vocab_size=len(tokenizer), init_std=init_std, **_model_dims(**dims))
+    _seed_everything(seed)
+    model = M2M100ForConditionalGeneration(config).eval()
+    return _finish(
+        model,
+        tokenizer,
+        out,
+        language_ids=language_ids,
+        max_new_tokens=max_new_tokens,
+        min_new_tokens=min_new_tokens,
+    )
+
+
 def build_m2m100(
     out_dir: str | os.PathLike[str],
     *,
@@ -172,7 +191,7 @@ def build_m2m100(
     ``skip_special_tokens=True`` would keep ``__en__`` in the text.
     """
     from sentencepiece import SentencePieceProcessor
-    from transformers import M2M100Config, M2M100ForConditionalGeneration, M2M100Tokenizer
+    from transformers import M2M100Tokenizer
     from transformers.models.m2m_100.tokenization_m2m_100 import FAIRSEQ_LANGUAGE_CODES
 
     _check_window(model_max_length, max_position_embeddings)
@@ -201,26 +220,19 @@ def build_m2m100(
     language_ids = [tokenizer.lang_token_to_id[t] for t in language_tokens]
     assert language_ids == tokenizer.convert_tokens_to_ids(language_tokens)
 
-    config = M2M100Config(
-        vocab_size=len(tokenizer),
-        init_std=init_std,
-        **_model_dims(
-            d_model=d_model,
-            layers=layers,
-            heads=heads,
-            ffn_dim=ffn_dim,
-            max_position_embeddings=max_position_embeddings,
-        ),
-    )
-    _seed_everything(seed)
-    model = M2M100ForConditionalGeneration(config).eval()
-    return _finish(
-        model,
+    return _m2m100_model(
         tokenizer,
         out,
-        language_ids=language_ids,
+        language_ids,
+        init_std=init_std,
+        seed=seed,
         max_new_tokens=max_new_tokens,
         min_new_tokens=min_new_tokens,
+        d_model=d_model,
+        layers=layers,
+        heads=heads,
+        ffn_dim=ffn_dim,
+        max_position_embeddings=max_position_embeddings,
     )
 
 
@@ -253,7 +265,7 @@ def build_nllb(
     code is the first input token.
     """
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import M2M100Config, M2M100ForConditionalGeneration, NllbTokenizer
+    from transformers import NllbTokenizer
     from transformers.models.nllb.tokenization_nllb import FAIRSEQ_LANGUAGE_CODES
 
     _check_window(model_max_length, max_position_embeddings)
@@ -285,26 +297,19 @@ def build_nllb(
     language_ids = tokenizer.convert_tokens_to_ids(list(FAIRSEQ_LANGUAGE_CODES))
     assert tokenizer.unk_token_id not in language_ids
 
-    config = M2M100Config(
-        vocab_size=len(tokenizer),
-        init_std=init_std,
-        **_model_dims(
-            d_model=d_model,
-            layers=layers,
-            heads=heads,
-            ffn_dim=ffn_dim,
-            max_position_embeddings=max_position_embeddings,
-        ),
-    )
-    _seed_everything(seed)
-    model = M2M100ForConditionalGeneration(config).eval()
-    return _finish(
-        model,
+    return _m2m100_model(
         tokenizer,
         out,
-        language_ids=language_ids,
+        language_ids,
+        init_std=init_std,
+        seed=seed,
         max_new_tokens=max_new_tokens,
         min_new_tokens=min_new_tokens,
+        d_model=d_model,
+        layers=layers,
+        heads=heads,
+        ffn_dim=ffn_dim,
+        max_position_embeddings=max_position_embeddings,
     )
 
 
