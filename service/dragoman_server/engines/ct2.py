@@ -25,7 +25,7 @@ from ..errors import ModelLoadError
 from ..settings import ModelConfig, ServerSettings
 from . import tokenization
 from .base import Generated, GenerationParams, ShouldStop
-from .loading import load_error, looks_local, resolve_device, resolve_source
+from .loading import load_error, looks_local, resolve_source
 
 log = logging.getLogger(__name__)
 
@@ -165,10 +165,7 @@ class CTranslate2Engine(tokenization.TokenizedEngine):
         import ctranslate2
         from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
-        self.name = config.name
-        self.task = config.task
-        self.config = config
-        self.device = resolve_device(config.device or settings.device)
+        super().__init__(config, settings)
         if config.quantize:
             raise ModelLoadError(
                 f"model {config.name!r}: `quantize` is for the torch backend; "

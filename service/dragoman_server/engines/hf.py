@@ -18,7 +18,7 @@ from transformers import (
 from ..settings import ModelConfig, ServerSettings
 from . import tokenization
 from .base import Generated, GenerationParams, ShouldStop
-from .loading import load_error, resolve_device, resolve_source
+from .loading import load_error, resolve_source
 
 log = logging.getLogger(__name__)
 # Generation-config notices ("both max_new_tokens and max_length set") are noise for operators.
@@ -39,10 +39,7 @@ class HuggingFaceEngine(tokenization.TokenizedEngine):
     backend = "torch"
 
     def __init__(self, config: ModelConfig, settings: ServerSettings):
-        self.name = config.name
-        self.task = config.task
-        self.config = config
-        self.device = resolve_device(config.device or settings.device)
+        super().__init__(config, settings)
         source, local_only = resolve_source(config, settings)
         started = time.perf_counter()
         try:

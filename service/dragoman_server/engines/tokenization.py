@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ..errors import ModelLoadError
 from .base import Engine, GenerationParams
+from .loading import resolve_device
 from .multilingual import LanguageTokens
 
 UNBOUNDED = 1_000_000  # tokenizers without a real limit report ~1e30 as model_max_length
@@ -117,8 +118,15 @@ class TokenizedEngine(Engine):
     """What the transformers and CTranslate2 engines share: a Hugging Face tokenizer and what
     follows from it and the model's config (window, prefix, language tags, token caps)."""
 
+    def __init__(self, config, settings):
+        """What every engine is: its configured name, task and device."""
+        self.name = config.name
+        self.task = config.task
+        self.config = config
+        self.device = resolve_device(config.device or settings.device)
+
     def _set_up_tokenization(self, tokenizer, model_config, generation_config) -> None:
-        """Call once the tokenizer, `self.config` and `self.task` are set."""
+        """Call once the tokenizer is loaded (after `__init__`)."""
         config = self.config
         self.tokenizer = tokenizer
         self.generation_config = generation_config
