@@ -189,6 +189,9 @@ class CTranslate2Engine(tokenization.TokenizedEngine):
                 )
             except OSError:
                 gc = GenerationConfig.from_model_config(model_config)
+            # Before converting: a configuration error (a language without a code) costs no
+            # conversion.
+            self._set_up_tokenization(tokenizer, model_config, gc)
             self.model_dir = convert(source, config.revision, self.compute_type, local_only)
         except ModelLoadError:
             raise
@@ -209,7 +212,6 @@ class CTranslate2Engine(tokenization.TokenizedEngine):
         except Exception as exc:  # e.g. a compute type this CPU does not support
             raise load_error(config, exc, local_only) from None
         self.load_seconds = time.perf_counter() - started
-        self._set_up_tokenization(tokenizer, model_config, gc)
         self.num_beams = config.num_beams or gc.num_beams or 1
         self.no_repeat_ngram_size = config.no_repeat_ngram_size or gc.no_repeat_ngram_size or 0
         self.repetition_penalty = config.repetition_penalty or gc.repetition_penalty or 1.0
