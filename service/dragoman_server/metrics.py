@@ -79,12 +79,12 @@ class _DataPlaneCollector:
 
     def collect(self):
         stats = self.dataplane.cache.stats()
-        for name, text in (
-            ("cache_hits", "segments answered from the translation cache"),
-            ("cache_misses", "segments the translation cache did not have"),
-            ("cache_evictions", "segments evicted from the translation cache"),
+        for key, text in (
+            ("hits", "segments answered from the translation cache"),
+            ("misses", "segments the translation cache did not have"),
+            ("evictions", "segments evicted from the translation cache"),
         ):
-            yield CounterMetricFamily(f"dragoman_{name}", text, value=stats[name.split("_")[1]])
+            yield CounterMetricFamily(f"dragoman_cache_{key}", text, value=stats[key])
         yield GaugeMetricFamily(
             "dragoman_cache_entries", "segments in the translation cache", value=stats["entries"]
         )
