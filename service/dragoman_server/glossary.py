@@ -86,7 +86,7 @@ class Protected:
 
     text: str
     entries: dict[str, tuple[str, str]] = field(default_factory=dict)  # placeholder -> entry
-    prefix: str = "GLS"
+    prefix: str = ""  # "": no placeholders (nothing matched)
 
     def _pattern(self) -> re.Pattern:
         return re.compile(re.escape(self.prefix) + r"\d+(?!\d)")
