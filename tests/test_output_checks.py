@@ -115,6 +115,15 @@ def test_invented_repetition_is_flagged_and_only_it_is_cut():
     assert cut_repetition("Sim,\u00a0sim,\u00a0sim! Vai.", output) == expected
 
 
+def test_digit_groups_are_not_a_repetition():
+    """Grouping a figure repeats its groups ("1,000,000,000"): that is no loop, and cutting it
+    would change the number."""
+    for output in ["cost 1,000,000,000 euros", "cost 1\u00a0000\u00a0000\u00a0000 euros"]:
+        assert check("custou 1000000000 euros", output) == []
+    for output in ["cost 1,000,000,000 euros", "IP 1.1.1.1.1.1, 10 10 10 10"]:
+        assert cut_repetition("custou 1000000000 euros", output) == output
+
+
 def test_runaway_and_empty_outputs_are_flagged_not_cut():
     [finding] = check("Bom dia.", "Good morning, " + " ".join(f"w{i}x" for i in range(40)))
     assert finding.kind == output_checks.LENGTH_RATIO
@@ -233,6 +242,7 @@ def test_random_model_output_is_flagged_end_to_end(client, server):
     [t] = client.translate(text, to="pt", source="en", model="tiny-marian")
     kinds = {f.kind for f in t.flags}
     assert output_checks.NUMBERS_MISMATCH in kinds
+    assert all(isinstance(f, dragoman.OutputFlag) for f in t.flags)
     numbers = next(f for f in t.flags if f.kind == output_checks.NUMBERS_MISMATCH)
     assert numbers.regenerated and numbers.segment_index == 0 and "2023" in numbers.detail
     assert server.server.dataplane.flagged[output_checks.NUMBERS_MISMATCH] > before

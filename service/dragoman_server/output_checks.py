@@ -116,11 +116,18 @@ def tokens(text: str) -> list[str]:
 
 
 def _longest_run(words: list[str]) -> tuple[int, int, int]:
-    """(repeats, start, n) of the longest run of an n-gram repeated back to back (repeats >= 1)."""
+    """(repeats, start, n) of the longest run of an n-gram repeated back to back (repeats >= 1).
+
+    Only n-grams with a letter count: digit groups and punctuation ("1,000,000,000" for
+    "1000000000") repeat by nature, and cutting them would change a number."""
     best = (1, 0, 1)
+    lettered = [any(c.isalpha() for c in w) for w in words]
     for n in range(1, MAX_NGRAM + 1):
         i = 0
         while i + 2 * n <= len(words):
+            if not any(lettered[i : i + n]):
+                i += 1
+                continue
             k = 1
             while words[i + k * n : i + (k + 1) * n] == words[i : i + n]:
                 k += 1
