@@ -221,7 +221,7 @@ def test_find_keeps_the_regex_semantics_and_restore_is_exact(words, terms, space
 
 @needs_copy_model
 @settings(
-    max_examples=60,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -230,17 +230,33 @@ def test_find_keeps_the_regex_semantics_and_restore_is_exact(words, terms, space
     space=st.sampled_from([" ", "\u00a0", "  "]),
     picks=st.lists(st.sampled_from(WORDS + LOOKALIKES + ["Banco de Portugal"]), max_size=5),
     keep=st.booleans(),
+    html=st.booleans(),
 )
-def test_identity_glossary_through_the_copy_model(server, words, space, picks, keep):
+def test_identity_glossary_through_the_copy_model(server, words, space, picks, keep, html):
     """Identity glossaries (target == source, or "" = do not translate) with placeholder lookalikes
     in the text: through the copy model the output is the input, and exactly the terms that occur
-    are reported applied."""
-    text = space.join(words) + "."
+    are reported applied. As HTML, the text is a paragraph with its first word in bold (its inline
+    tag travels as <x1>, a name a glossary term may also have)."""
+    if html:
+        words = [w for w in words if "<" not in w and ">" not in w] or ["Lisboa"]
+        text = f"<p><b>{words[0]}</b>{space}{space.join(words[1:])}.</p>"
+        visible = f"{words[0]}{space}{space.join(words[1:])}."
+    else:
+        text = visible = space.join(words) + "."
     glossary = {term: (term if keep else "") for term in picks if term.strip()}
     with dragoman.Client(server.address) as client:
-        [t] = client.translate(text, to="en", source="pt", glossary=glossary)
+        [t] = client.translate(
+            text,
+            to="en",
+            source="pt",
+            glossary=glossary,
+            mime_type="text/html" if html else None,
+        )
     assert t.text == text
-    assert set(t.applied_glossary) == set(_reference_terms(text, set(glossary)))
+    if not html:  # in HTML a term spanning the tag boundary does not match (documented)
+        assert set(t.applied_glossary) == set(_reference_terms(visible, set(glossary)))
+    else:
+        assert set(t.applied_glossary) <= set(_reference_terms(visible, set(glossary)))
 
 
 def test_glossary_size_is_limited():

@@ -106,7 +106,8 @@ class DataPlane:
     # placeholders, see markup.py), each with its glossary terms swapped for placeholders (see
     # glossary.py). Units are segmented (segmentation.split_document), the segments looked up in
     # the translation cache, the misses submitted to the model's batcher (all units of a text at
-    # once, so they batch together), checked (quality.check_output), and rendered back exactly.
+    # once, so they batch together), checked (output_checks: a flagged segment is regenerated
+    # and its flags reported), and rendered back exactly.
 
     async def _prepare(
         self, request: TranslateInput, index: int, text: str
