@@ -12,6 +12,7 @@ from conftest import copy_model, make_config, needs_copy_model
 from dragoman_server import output_checks
 from dragoman_server.cache import TranslationCache
 from dragoman_server.engines import Generated, GenerationParams
+from dragoman_server.errors import ResourceExhausted
 from dragoman_server.output_checks import check, cut_repetition, retry_params
 from dragoman_server.server import BackgroundServer
 
@@ -294,6 +295,24 @@ def test_flagged_segment_is_regenerated_and_never_cached():
     assert result.text == "Hello all everyone." and "still" in result.flags[0].detail
     good, params = asyncio.run(run("Olá.", "Hello.", "unused"))
     assert good.text == "Hello." and not params and len(plane.cache) == 1
+    # The regeneration refused (queue full): the first output stands, flagged, not regenerated.
+    plane.cache.clear()
+    future = None
+
+    class FullBatcher:
+        async def generate(self, texts, tokens, params):
+            raise ResourceExhausted("queue is full")
+
+    async def refused():
+        nonlocal future
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(Generated("em 2024", 5, 5))
+        key = ("m", GenerationParams("pt", "en"), "em 2023")
+        return await plane._finish(future, key, Entry(FullBatcher()), 5)
+
+    result = asyncio.run(refused())
+    assert result.text == "em 2024" and [f.kind for f in result.flags] == ["numbers_mismatch"]
+    assert not result.flags[0].regenerated and len(plane.cache) == 0
 
 
 def test_glossary_placeholder_lost_is_flagged(client):

@@ -199,10 +199,15 @@ class DataPlane:
         if not findings:
             self.cache.put(key, result.text)
             return result
-        [again] = await entry.batcher.generate(
-            [source], [tokens], output_checks.retry_params(params, findings)
-        )
-        checked = await asyncio.to_thread(output_checks.choose, source, result, findings, again)
+        try:
+            [again] = await entry.batcher.generate(
+                [source], [tokens], output_checks.retry_params(params, findings)
+            )
+        except Exception as exc:  # queue full, shutting down, model error: the first output stands
+            log.warning("model %s: regeneration of a flagged segment failed: %s", key[0], exc)
+            checked = output_checks.unregenerated(result, findings)
+        else:
+            checked = await asyncio.to_thread(output_checks.choose, source, result, findings, again)
         self.flagged.update(f.kind for f in checked.flags)
         log.warning(
             "model %s: output flagged (%s), regenerated: %d chars in, %d out",

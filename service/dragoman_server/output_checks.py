@@ -51,6 +51,7 @@ __all__ = [
     "choose",
     "cut_repetition",
     "retry_params",
+    "unregenerated",
 ]
 
 REPETITION = "repetition"
@@ -284,6 +285,12 @@ def choose(
         first.output_tokens + second.output_tokens,
         tuple(flags),
     )
+
+
+def unregenerated(first: Generated, findings: list[Finding]) -> CheckedOutput:
+    """The first output as it is, flagged, when it could not be generated again."""
+    flags = tuple(OutputFlag(f.kind, f.detail + "; not regenerated") for f in findings)
+    return CheckedOutput(first.text, first.input_tokens, first.output_tokens, flags)
 
 
 def cut_repetition(source: str, output: str) -> str:
