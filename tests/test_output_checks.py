@@ -342,3 +342,23 @@ def test_flags_of_a_pivot_and_of_html_stay_empty_for_faithful_output():
         assert t.pivoted and t.text == text and t.flags == []
         [t] = c.translate(html, to="en", source="pt", mime_type="text/html")
         assert t.text == html and t.flags == []
+
+
+@needs_copy_model
+def test_placeholder_lost_in_a_later_hop_is_flagged(tiny_models):
+    """pt -> de pivots through en: the copy model keeps the request's placeholder, the tiny
+    random model of the second hop loses it; the term is not applied and the flag says so."""
+    tiny = {
+        "name": "tiny-en-de",
+        "task": "translation",
+        "source": str(tiny_models["marian"]),
+        "languages": ["en-de"],
+    }
+    config = make_config([copy_model("copy-pt-en", "pt-en"), tiny], warmup=False)
+    with BackgroundServer(config) as running, dragoman.Client(running.address) as c:
+        [t] = c.translate(
+            "O Governo reuniu.", to="de", source="pt", glossary={"Governo": "Regierung"}
+        )
+    assert t.pivoted and t.applied_glossary == {}
+    missing = [f for f in t.flags if f.kind == output_checks.GLOSSARY_TERM_MISSING]
+    assert len(missing) == 1 and "Governo" in missing[0].detail

@@ -210,7 +210,7 @@ class DataPlane:
             checked = await asyncio.to_thread(output_checks.choose, source, result, findings, again)
         self.flagged.update(f.kind for f in checked.flags)
         log.warning(
-            "model %s: output flagged (%s), regenerated: %d chars in, %d out",
+            "model %s: output flagged (%s): %d chars in, %d out",
             key[0],
             "; ".join(f"{f.kind}: {f.detail}" for f in checked.flags),
             len(source),
@@ -289,8 +289,11 @@ class DataPlane:
             content = "".join(next(outputs) if p.translate else p.text for p in para.pieces)
             content = unit.after_first(content)
             later: list = []
+            pivoted = content  # the request's placeholders still in it, for the later hops
             for hop in hops[1:]:
                 content = await self._translate_plain(content, hop, counts, later)
+            if len(hops) > 1:
+                flags += unit.check_glossary([pivoted], [content], first_segment)
             flags += [dataclasses.replace(f, segment_index=first_segment) for f in later]
             content = unit.finish(content)
             unit.job.flags[where[:2]] = flags
