@@ -132,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dragoman quality",
         description="BLEU/chrF on a parallel test set and ROUGE on a summarisation set, "
-        "against the models of a config served in-process.",
+        "against a running server (--server) or the models of a config served in-process.",
     )
     p.add_argument("--config", help="TOML config (default: $DRAGOMAN_CONFIG, else built-in)")
     p.add_argument(
