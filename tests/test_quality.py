@@ -1,4 +1,5 @@
-"""Degenerate-output check, and `dragoman quality` end to end on the tiny models."""
+"""`dragoman quality` end to end on the tiny models, through `dragoman.Client` (plain, TLS and
+API keys), and summaries. The runtime output checks are in test_output_checks.py."""
 
 import json
 from pathlib import Path
@@ -7,35 +8,8 @@ import pytest
 
 from conftest import COPY_MODEL, needs_copy_model
 from dragoman_server import quality
-from dragoman_server.quality import check_output
 
 DATA = Path(__file__).parent / "data" / "quality"
-
-
-def test_sane_outputs_pass():
-    for source, output in [
-        ("O Governo aprovou o orçamento.", "The Government approved the budget."),
-        ("Sim, sim, sim, sim!", "Yes, yes, yes, yes!"),  # repeated in the source too
-        ("ok", "okay then"),
-        ("A A A A", "A A A A"),
-    ]:
-        assert check_output(source, output) == (output, None)
-
-
-def test_repetition_is_collapsed_and_flagged():
-    source = "O ministro disse que o país vai crescer."
-    output = "The minister said that the country the country the country the country will grow."
-    repaired, reason = check_output(source, output)
-    assert reason == "repeated n-grams"
-    assert repaired == "The minister said that the country will grow."
-
-
-def test_runaway_length_is_cut_and_flagged():
-    source = "Bom dia."
-    output = "Good morning, " + " ".join(f"word{i}" for i in range(40))
-    repaired, reason = check_output(source, output)
-    assert reason == "output out of proportion to input"
-    assert len(repaired) <= 3 * len(source) + 20
 
 
 def test_readers_and_scores():
@@ -201,27 +175,6 @@ def test_summary_length_and_bullets(server):
     assert lines and all(line.startswith("- ") for line in lines)
 
 
-def test_flagged_output_is_repaired_counted_and_not_cached():
-    import asyncio
-
-    from dragoman_server.cache import TranslationCache
-    from dragoman_server.dataplane import DataPlane
-    from dragoman_server.engines import Generated, GenerationParams
-
-    plane = object.__new__(DataPlane)  # only what _finish uses
-    plane.cache, plane.flagged, plane._inflight = TranslationCache(10), 0, {}
-
-    async def run(source: str, output: str) -> Generated:
-        future = asyncio.get_running_loop().create_future()
-        future.set_result(Generated(output, 5, 50))
-        return await plane._finish(future, ("m", GenerationParams("pt", "en"), source))
-
-    bad = asyncio.run(run("Olá a todos.", "Hello all all all everyone."))
-    assert bad.text == "Hello all everyone." and plane.flagged == 1 and len(plane.cache) == 0
-    good = asyncio.run(run("Olá.", "Hello."))
-    assert good.text == "Hello." and plane.flagged == 1 and len(plane.cache) == 1
-
-
 def _quality_cli(*args: str, env_extra: dict[str, str]):
     import os
     import subprocess
@@ -278,3 +231,35 @@ def test_bad_sacrebleu_set_is_a_usage_error(spec, named, tmp_path):
         "--server", "127.0.0.1:1", "--sacrebleu-set", spec, env_extra={"SACREBLEU": str(tmp_path)}
     )
     assert run.returncode == 2 and named in run.stderr
+
+
+@needs_copy_model
+def test_against_a_server_with_tls_and_an_api_key(tmp_path, capsys):
+    """`--server` reaches a server that wants TLS (mutual) and an API key, as the client does;
+    before, the command opened an insecure channel without metadata and could not."""
+    from test_auth_tls import _certificates
+
+    from conftest import copy_model, make_config
+    from dragoman_server.server import BackgroundServer
+
+    certs = _certificates(tmp_path)
+    key, cert = certs["server"]
+    client_key, client_cert = certs["client"]
+    config = make_config(
+        [copy_model("copy-pt-en", "pt-en")],
+        warmup=False,
+        tls_cert=str(cert),
+        tls_key=str(key),
+        tls_client_ca=str(certs["ca"]),
+        api_keys="quality-key",
+    )
+    tsv = tmp_path / "set.tsv"
+    tsv.write_text("Olá, mundo.\tOlá, mundo.\nBom dia.\tBom dia.\n", "utf-8")
+    with BackgroundServer(config) as running:
+        common = ["--server", running.address, "--translation-set", f"pt-en={tsv}"]
+        tls = ["--ca-cert", str(certs["ca"]), "--cert", str(client_cert), "--key", str(client_key)]
+        assert quality.main([*common, *tls, "--api-key", "quality-key"]) == 0
+        assert "bleu 100.00" in capsys.readouterr().out
+        # Without the key: the server refuses, and the command says so (exit 1).
+        assert quality.main([*common, *tls]) == 1
+        assert "UNAUTHENTICATED" in capsys.readouterr().err.upper()

@@ -40,6 +40,7 @@ from dragoman.results import (
     GlossaryEntry,
     LanguageScore,
     ModelInfo,
+    OutputFlag,
     RouteHop,
     Summary,
     Translation,
@@ -511,7 +512,12 @@ def translation(message: dragoman_pb2.Translation) -> Translation:
         applied_glossary={entry.source: entry.target for entry in message.applied_glossary},
         input_tokens=message.input_tokens,
         output_tokens=message.output_tokens,
+        flags=output_flags(message.flags),
     )
+
+
+def output_flags(messages: Iterable[dragoman_pb2.OutputFlag]) -> list[OutputFlag]:
+    return [OutputFlag(f.segment_index, f.kind, f.regenerated, f.detail) for f in messages]
 
 
 def translations(response: dragoman_pb2.TranslateResponse) -> list[Translation]:
@@ -529,6 +535,7 @@ def chunk(message: dragoman_pb2.TranslateStreamResponse) -> TranslationChunk:
         detection_confidence=_confidence(message.detection_confidence),
         models=list(message.models),
         pivoted=message.pivoted,
+        flags=output_flags(message.flags),
     )
 
 

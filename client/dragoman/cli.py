@@ -251,8 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "quality",
         add_help=False,
-        help="BLEU/chrF and ROUGE of the configured models on test sets (needs "
-        "dragoman[server,quality]; see `dragoman quality --help`)",
+        help="BLEU/chrF and ROUGE on test sets, against a server (--server, with TLS and API "
+        "keys) or a config's models served in-process (needs dragoman[server,quality]; see "
+        "`dragoman quality --help`)",
     )
     return parser
 

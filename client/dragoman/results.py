@@ -11,6 +11,7 @@ __all__ = [
     "GlossaryEntry",
     "LanguageScore",
     "ModelInfo",
+    "OutputFlag",
     "RouteHop",
     "Summary",
     "Translation",
@@ -36,6 +37,22 @@ class RouteHop:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputFlag:
+    """An output check that fired on one segment of a text.
+
+    ``kind`` is ``"repetition"``, ``"length_ratio"``, ``"numbers_mismatch"`` or
+    ``"glossary_term_missing"`` (a newer server may add kinds); ``segment_index`` is the
+    segment's index within its text; ``regenerated`` says the server generated the segment a
+    second time with stricter decoding; ``detail`` is for people.
+    """
+
+    segment_index: int
+    kind: str
+    regenerated: bool = False
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Translation:
     """The translation of one text."""
 
@@ -49,6 +66,7 @@ class Translation:
     applied_glossary: dict[str, str] = field(default_factory=dict)
     input_tokens: int = 0
     output_tokens: int = 0
+    flags: list[OutputFlag] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +86,7 @@ class TranslationChunk:
     detection_confidence: float
     models: list[str] = field(default_factory=list)
     pivoted: bool = False
+    flags: list[OutputFlag] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

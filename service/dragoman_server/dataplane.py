@@ -9,10 +9,11 @@ import asyncio
 import dataclasses
 import logging
 import math
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
-from . import detection
+from . import detection, output_checks
 from .cache import TranslationCache
 from .domain import (
     ParagraphResult,
@@ -25,8 +26,8 @@ from .engines import Generated, GenerationParams
 from .errors import InvalidArgument
 from .glossary import Glossary, Protected, merge
 from .languages import base
+from .markup import _PLACEHOLDER as _INLINE_TAG
 from .markup import HtmlDocument, parse_html, text_content
-from .quality import check_output
 from .registry import ModelEntry, ModelRegistry
 from .router import Hop, Router
 from .segmentation import Document, pack_segments, split_document, split_sentences
@@ -70,8 +71,8 @@ class DataPlane:
         # Segment translations already made; `cache.stats()` for logs and metrics.
         self.cache = TranslationCache(getattr(config.server, "cache_size", DEFAULT_CACHE_SIZE))
         self._inflight: dict[tuple, _Shared] = {}
-        # Degenerate outputs flagged and repaired by quality.check_output.
-        self.flagged = 0
+        # Segments flagged by the output checks, by kind (see output_checks).
+        self.flagged: Counter[str] = Counter()
 
     # -- language -------------------------------------------------------------------------------
 
@@ -105,7 +106,8 @@ class DataPlane:
     # placeholders, see markup.py), each with its glossary terms swapped for placeholders (see
     # glossary.py). Units are segmented (segmentation.split_document), the segments looked up in
     # the translation cache, the misses submitted to the model's batcher (all units of a text at
-    # once, so they batch together), checked (quality.check_output), and rendered back exactly.
+    # once, so they batch together), checked (output_checks: a flagged segment is regenerated
+    # and its flags reported), and rendered back exactly.
 
     async def _prepare(
         self, request: TranslateInput, index: int, text: str
@@ -175,34 +177,52 @@ class DataPlane:
             futures = entry.batcher.submit(
                 [segments[i] for i in firsts], [tokens[i] for i in firsts], params
             )
-            for key, future in zip(keys, futures, strict=True):
-                shared = self._inflight[key] = _Shared(loop.create_task(self._finish(future, key)))
+            for key, future, first in zip(keys, futures, firsts, strict=True):
+                shared = self._inflight[key] = _Shared(
+                    loop.create_task(self._finish(future, key, entry, tokens[first]))
+                )
                 for i in new[key]:
                     out[i] = shared.consumer(loop)
         return out  # type: ignore[return-value]
 
-    async def _finish(self, future: asyncio.Future, key: tuple) -> Generated:
+    async def _finish(
+        self, future: asyncio.Future, key: tuple, entry: ModelEntry, tokens: int
+    ) -> Generated:
+        """The checked output of one segment: a flagged one is generated once more with stricter
+        parameters (output_checks.retry_params), carries its flags, and is never cached."""
         try:
             result: Generated = await future
         finally:
             self._inflight.pop(key, None)
-        source = key[2]
-        text, reason = check_output(source, result.text)
-        if reason:
-            self.flagged += 1
-            log.warning(
-                "model %s: degenerate output flagged (%s) and repaired: %d chars in, %d out",
-                key[0],
-                reason,
-                len(source),
-                len(result.text),
+        _, params, source = key
+        findings = await asyncio.to_thread(output_checks.check, source, result.text)
+        if not findings:
+            self.cache.put(key, result.text)
+            return result
+        try:
+            [again] = await entry.batcher.generate(
+                [source], [tokens], output_checks.retry_params(params, findings)
             )
-            return Generated(text, result.input_tokens, result.output_tokens)
-        self.cache.put(key, text)
-        return result
+        except Exception as exc:  # queue full, shutting down, model error: the first output stands
+            log.warning("model %s: regeneration of a flagged segment failed: %s", key[0], exc)
+            checked = output_checks.unregenerated(result, findings)
+        else:
+            checked = await asyncio.to_thread(output_checks.choose, source, result, findings, again)
+        self.flagged.update(f.kind for f in checked.flags)
+        log.warning(
+            "model %s: output flagged (%s): %d chars in, %d out",
+            key[0],
+            "; ".join(f"{f.kind}: {f.detail}" for f in checked.flags),
+            len(source),
+            len(checked.text),
+        )
+        return checked
 
-    async def _translate_plain(self, text: str, hop: Hop, counts: _Counts) -> str:
-        """One hop over a whole text: segment, batch, render (the hop model's glossary applied)."""
+    async def _translate_plain(
+        self, text: str, hop: Hop, counts: _Counts, flags: list | None = None
+    ) -> str:
+        """One hop over a whole text: segment, batch, render (the hop model's glossary applied);
+        the output checks' flags are added to `flags`."""
         entry = self.registry.get(hop.model)
         glossary = self._model_glossaries.get(hop.model)
         protected = glossary.protect(text, first_id=_HOP_IDS) if glossary else None
@@ -220,6 +240,8 @@ class DataPlane:
             raise
         counts.input_tokens += sum(r.input_tokens for r in results)
         counts.output_tokens += sum(r.output_tokens for r in results)
+        if flags is not None:
+            flags.extend(f for r in results for f in getattr(r, "flags", ()))
         rendered = doc.render([r.text for r in results])
         if protected is not None:
             rendered, _ = protected.restore(rendered)
@@ -248,26 +270,43 @@ class DataPlane:
             GenerationParams(first.source, first.target),
         )
 
-        async def paragraph(unit: _Unit, doc: Document, index: int, mine: list) -> str:
+        async def paragraph(
+            unit: _Unit, doc: Document, index: int, mine: list, where: tuple[int, int, int]
+        ) -> str:
             para = doc.paragraphs[index]
             results = await asyncio.gather(*mine)
             counts.input_tokens += sum(r.input_tokens for r in results)
             counts.output_tokens += sum(r.output_tokens for r in results)
+            unit_index, _, first_segment = where
+            sources = [p.text for p in para.pieces if p.translate]
+            flags = unit.check_glossary(sources, [r.text for r in results], first_segment)
+            for k, r in enumerate(results):
+                flags += [
+                    dataclasses.replace(f, segment_index=first_segment + k)
+                    for f in getattr(r, "flags", ())
+                ]
             outputs = iter(r.text for r in results)
             content = "".join(next(outputs) if p.translate else p.text for p in para.pieces)
             content = unit.after_first(content)
+            later: list = []
+            pivoted = content  # the request's placeholders still in it, for the later hops
             for hop in hops[1:]:
-                content = await self._translate_plain(content, hop, counts)
+                content = await self._translate_plain(content, hop, counts, later)
+            if len(hops) > 1:
+                flags += unit.check_glossary([pivoted], [content], first_segment)
+            flags += [dataclasses.replace(f, segment_index=first_segment) for f in later]
             content = unit.finish(content)
+            unit.job.flags[where[:2]] = flags
             return (doc.leading if index == 0 else "") + content + para.separator
 
         all_tasks: list[list[asyncio.Task]] = []
         start = 0
-        for unit, doc in zip(units, docs, strict=True):
+        for unit_index, (unit, doc) in enumerate(zip(units, docs, strict=True)):
             tasks = []
             for index, count in enumerate(doc.paragraph_segment_counts()):
                 mine = futures[start : start + count]
-                tasks.append(loop.create_task(paragraph(unit, doc, index, mine)))
+                where = (unit_index, index, start)
+                tasks.append(loop.create_task(paragraph(unit, doc, index, mine, where)))
                 start += count
             if not tasks:  # nothing but whitespace: kept as it is
                 tasks.append(loop.create_task(_value(doc.leading)))
@@ -283,9 +322,18 @@ class DataPlane:
         # With a pivot, the request's terms stay protected through every hop; the first model's
         # own terms are restored after its hop (the next model then translates them on).
         late = {s for s, _ in request.glossary} if len(hops) > 1 else None
+        # Placeholder prefixes also avoid the later hops' glossary targets (restored before the
+        # request's own terms); inline-tag placeholders are never glossary terms.
+        later_targets = [
+            t for hop in hops[1:] for t in self.config_by_name[hop.model].glossary.values()
+        ]
+        skip = _INLINE_TAG if html is not None else None
         job = _Job(html, [])
         for t in texts:
-            job.units.append(_Unit(glossary.protect(t) if glossary else Protected(t), job, late))
+            protected = (
+                glossary.protect(t, avoid=later_targets, skip=skip) if glossary else Protected(t)
+            )
+            job.units.append(_Unit(protected, job, late))
         return job
 
     async def _start(
@@ -324,6 +372,7 @@ class DataPlane:
                 applied_glossary=job.applied_in_order(),
                 input_tokens=c.input_tokens,
                 output_tokens=c.output_tokens,
+                flags=job.all_flags(),
             )
             for text, (source, hops), job, c in zip(texts, prepared, jobs, counts, strict=True)
         ]
@@ -347,6 +396,7 @@ class DataPlane:
                         source_language_detected=source.detected,
                         detection_confidence=source.confidence,
                         route=hops,
+                        flags=job.chunk_flags(j),
                     )
         finally:
             _cancel([t for unit_tasks in all_tasks for t in unit_tasks])
@@ -555,6 +605,20 @@ class _Job:
         self.html = html
         self.units = units
         self.applied: list[tuple[str, str]] = []
+        # (unit index, paragraph index) -> the output checks' flags of that paragraph.
+        self.flags: dict[tuple[int, int], list[output_checks.OutputFlag]] = {}
+
+    def all_flags(self) -> list[output_checks.OutputFlag]:
+        """Every flag of the text, in segment order."""
+        flags = [f for key in sorted(self.flags) for f in self.flags[key]]
+        return sorted(flags, key=lambda f: f.segment_index)
+
+    def chunk_flags(self, chunk: int) -> list[output_checks.OutputFlag]:
+        """The flags of one streamed chunk (plain text: a paragraph; HTML: a block)."""
+        if self.html is None:
+            return sorted(self.flags.get((0, chunk), []), key=lambda f: f.segment_index)
+        flags = [f for (u, _), fs in self.flags.items() if u == chunk for f in fs]
+        return sorted(flags, key=lambda f: f.segment_index)
 
     def note(self, applied: list[tuple[str, str]]) -> None:
         for entry in applied:
@@ -583,6 +647,22 @@ class _Unit:
             if late is None
             else {t for t, (source, _) in protected.entries.items() if source not in late}
         )
+
+    def check_glossary(
+        self, sources: list[str], outputs: list[str], first_segment: int
+    ) -> list[output_checks.OutputFlag]:
+        """A `glossary_term_missing` flag for each placeholder a segment lost."""
+        flags = []
+        for k, (source, output) in enumerate(zip(sources, outputs, strict=True)):
+            for term, _ in self.protected.missing(output, within=source):
+                flags.append(
+                    output_checks.OutputFlag(
+                        output_checks.GLOSSARY_TERM_MISSING,
+                        f"glossary term {term!r} did not come back; not applied",
+                        segment_index=first_segment + k,
+                    )
+                )
+        return flags
 
     def after_first(self, text: str) -> str:
         if not self.early:

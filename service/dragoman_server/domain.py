@@ -9,6 +9,7 @@ from dragoman.v1 import dragoman_pb2 as pb
 
 from .errors import InvalidArgument
 from .languages import normalize
+from .output_checks import OutputFlag
 from .router import Hop
 from .settings import ServerSettings
 
@@ -77,6 +78,14 @@ class TranslateInput:
             )
         if not request.target_language.strip():
             raise InvalidArgument("target_language is required (e.g. 'en')")
+        if len(request.glossary) > limits.max_glossary_entries:
+            raise InvalidArgument(
+                f"glossary: {len(request.glossary)} entries in one call; the limit is "
+                f"{limits.max_glossary_entries}",
+                reason="GLOSSARY_TOO_LARGE",
+                field="glossary",
+                metadata={"limit": str(limits.max_glossary_entries)},
+            )
         glossary = []
         for i, entry in enumerate(request.glossary):
             if not entry.source.strip():
@@ -104,6 +113,7 @@ class TranslationResult:
     applied_glossary: list[tuple[str, str]] = field(default_factory=list)
     input_tokens: int = 0
     output_tokens: int = 0
+    flags: list[OutputFlag] = field(default_factory=list)
 
     @property
     def models(self) -> list[str]:
@@ -126,7 +136,17 @@ class TranslationResult:
             ],
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
+            flags=_flags_pb(self.flags),
         )
+
+
+def _flags_pb(flags: list[OutputFlag]) -> list[pb.OutputFlag]:
+    return [
+        pb.OutputFlag(
+            segment_index=f.segment_index, kind=f.kind, regenerated=f.regenerated, detail=f.detail
+        )
+        for f in flags
+    ]
 
 
 @dataclass
@@ -141,6 +161,7 @@ class ParagraphResult:
     source_language_detected: bool
     detection_confidence: float
     route: list[Hop]
+    flags: list[OutputFlag] = field(default_factory=list)
 
     def to_pb(self) -> pb.TranslateStreamResponse:
         return pb.TranslateStreamResponse(
@@ -153,6 +174,7 @@ class ParagraphResult:
             detection_confidence=self.detection_confidence,
             models=[h.model for h in self.route],
             pivoted=len(self.route) > 1,
+            flags=_flags_pb(self.flags),
         )
 
 

@@ -13,6 +13,8 @@ import logging
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from .output_checks import KINDS
+
 log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -91,11 +93,14 @@ class _DataPlaneCollector:
         yield GaugeMetricFamily(
             "dragoman_cache_hit_ratio", "hits / lookups since start", value=stats["hit_rate"]
         )
-        yield CounterMetricFamily(
+        flagged = CounterMetricFamily(
             "dragoman_outputs_flagged",
-            "generated segments flagged as degenerate (repetition, runaway length) and repaired",
-            value=self.dataplane.flagged,
+            "generated segments flagged by the output checks (and regenerated), by check",
+            labels=["kind"],
         )
+        for kind in KINDS:  # every kind, 0 included: a rate query needs the series to exist
+            flagged.add_metric([kind], self.dataplane.flagged.get(kind, 0))
+        yield flagged
 
 
 class Metrics:

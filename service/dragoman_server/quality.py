@@ -1,17 +1,11 @@
-"""Translation quality: a runtime check of each generated segment, and `dragoman quality`.
+"""`dragoman quality`: BLEU and chrF (sacrebleu) on a parallel test set and ROUGE (rouge-score)
+on a summarisation set, against a Dragoman server.
 
-Runtime check (`check_output`): a segment whose output is wildly out of proportion to its input
-(more than 3x the input's characters + 20) or that repeats an n-gram three or more times in a row
-where the input does not, is a degenerate generation (the classic Marian/BART loop). Decision:
-repair and mark rather than retry. A retry with a repetition penalty would need a second
-generation of the same segment (doubling the cost just when the server is busy) and still gives
-no guarantee; the prevention knobs are the per-model `no_repeat_ngram_size` / `repetition_penalty`
-that the engine already applies. So the data plane logs a warning, collapses the repeated run to
-one occurrence, cuts what is still over the length bound at a word boundary, counts it
-(`DataPlane.flagged`), and never caches the repaired output.
-
-Command (`main`): BLEU and chrF (sacrebleu) on a parallel test set and ROUGE (rouge-score) on a
-summarisation set, against the models of a config, served in-process on 127.0.0.1 (port 0).
+It talks to the server through `dragoman.Client`, so `--server` reaches any server the client
+does: TLS (`--tls`, `--ca-cert`, `--cert`/`--key` for mutual TLS) and API keys (`--api-key`, or
+$DRAGOMAN_API_KEY). Without `--server` it serves the models of a config in-process on 127.0.0.1
+(port 0) for the duration of the run. (The runtime checks of each generated segment are in
+`output_checks`.)
 
 Test sets come from files, or for translation from sacrebleu's own collection (downloaded on first
 use, where the machine has internet: `--sacrebleu-set mtedx/test:pt-en`). File formats:
@@ -23,62 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
+import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger(__name__)
-
-MAX_RATIO = 3
-MAX_EXTRA = 20
-MAX_NGRAM = 6
-MIN_REPEATS = 3
-
-
-# -- runtime check -------------------------------------------------------------------------------
-
-
-def _collapse(words: list[str], source: str) -> tuple[list[str], bool]:
-    """Collapse n-grams repeated MIN_REPEATS+ times in a row (and not so in the source)."""
-    changed = False
-    i = 0
-    out = list(words)
-    while i < len(out):
-        collapsed = False
-        for n in range(1, MAX_NGRAM + 1):
-            gram = out[i : i + n]
-            if len(gram) < n:
-                break
-            k = 1
-            while out[i + k * n : i + (k + 1) * n] == gram:
-                k += 1
-            if k >= MIN_REPEATS and " ".join(gram * 2) not in source:
-                del out[i + n : i + k * n]
-                changed = collapsed = True
-                break
-        if not collapsed:
-            i += 1
-    return out, changed
-
-
-def check_output(source: str, output: str) -> tuple[str, str | None]:
-    """(output, None) when it looks sane; else (repaired output, the reason it was flagged)."""
-    too_long = len(output) > MAX_RATIO * len(source) + MAX_EXTRA
-    words = output.split()
-    collapsed, repeated = _collapse(words, source) if len(words) >= MIN_REPEATS else (words, False)
-    if not too_long and not repeated:
-        return output, None
-    reason = "repeated n-grams" if repeated else ""
-    if repeated:
-        output = " ".join(collapsed)
-    if len(output) > MAX_RATIO * len(source) + MAX_EXTRA:
-        limit = MAX_RATIO * len(source) + MAX_EXTRA
-        cut = output.rfind(" ", 0, limit)
-        output = output[: cut if cut > 0 else limit]
-        reason = (reason + ", " if reason else "") + "output out of proportion to input"
-    return output, reason or "output out of proportion to input"
+ENV_API_KEY = "DRAGOMAN_API_KEY"
+# A batch of test sentences on a CPU can take minutes; the client's 30 s default is too short.
+DEFAULT_TIMEOUT = 600.0
 
 
 # -- the command -----------------------------------------------------------------------------------
@@ -185,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dragoman quality",
         description="BLEU/chrF on a parallel test set and ROUGE on a summarisation set, "
-        "against the models of a config served in-process.",
+        "against a running server (--server) or the models of a config served in-process.",
     )
     p.add_argument("--config", help="TOML config (default: $DRAGOMAN_CONFIG, else built-in)")
     p.add_argument(
@@ -215,7 +162,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=16, help="texts per Translate call")
     p.add_argument("--max-words", type=int, default=60, help="summary length bound")
     p.add_argument("--json", dest="json_out", help="write the results as JSON to this file")
-    p.add_argument("--server", help="use a running server at HOST:PORT instead of starting one")
+    connection = p.add_argument_group("a running server (default: one started in-process)")
+    connection.add_argument(
+        "--server", metavar="HOST:PORT", help="use a running server instead of starting one"
+    )
+    connection.add_argument(
+        "--api-key",
+        metavar="KEY",
+        default=os.environ.get(ENV_API_KEY) or None,
+        help=f"API key, sent as a bearer token (default: ${ENV_API_KEY})",
+    )
+    connection.add_argument("--tls", action="store_true", help="connect with TLS")
+    connection.add_argument("--ca-cert", metavar="FILE", help="PEM root certificates (implies TLS)")
+    connection.add_argument("--cert", metavar="FILE", help="PEM client certificate chain (mTLS)")
+    connection.add_argument("--key", metavar="FILE", help="PEM client private key (mTLS)")
+    connection.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="deadline of each call (default: %(default)s)",
+    )
     return p
 
 
@@ -235,70 +202,70 @@ def _translation_sets(args: argparse.Namespace):
         yield (f"sacrebleu {spec.rpartition(':')[0]}", *read_sacrebleu(spec))
 
 
-def _run(args: argparse.Namespace, address: str) -> list[Scores]:
-    import grpc
+def _client(args: argparse.Namespace, address: str):
+    """A `dragoman.Client` for the server (TLS and API key from the arguments)."""
+    from dragoman import Client
 
-    from dragoman.v1 import dragoman_pb2 as pb
-    from dragoman.v1 import dragoman_pb2_grpc as pb_grpc
+    return Client(
+        address,
+        timeout=args.timeout,
+        api_key=args.api_key,
+        tls=args.tls,
+        root_certificates=args.ca_cert,
+        private_key=args.key,
+        certificate_chain=args.cert,
+    )
 
+
+def _run(args: argparse.Namespace, client) -> list[Scores]:
     results: list[Scores] = []
-    with grpc.insecure_channel(address) as channel:
-        stub = pb_grpc.DragomanStub(channel)
-        for label, pair, sources, references in _translation_sets(args):
-            source_lang, target_lang = pair.split("-", 1)
-            if args.limit:
-                sources, references = sources[: args.limit], references[: args.limit]
-            started = time.perf_counter()
-            hypotheses: list[str] = []
-            models: set[str] = set()
-            for i in range(0, len(sources), args.batch):
-                response = stub.Translate(
-                    pb.TranslateRequest(
-                        texts=sources[i : i + args.batch],
-                        source_language=source_lang,
-                        target_language=target_lang,
-                        model=args.model or "",
-                    )
-                )
-                for t in response.translations:
-                    hypotheses.append(t.text)
-                    models.add("+".join(t.models))
-            results.append(
-                Scores(
-                    f"translation {pair} ({label})",
-                    ",".join(sorted(models)),
-                    len(sources),
-                    translation_scores(hypotheses, references),
-                    time.perf_counter() - started,
-                )
+    for label, pair, sources, references in _translation_sets(args):
+        source_lang, target_lang = pair.split("-", 1)
+        if args.limit:
+            sources, references = sources[: args.limit], references[: args.limit]
+        started = time.perf_counter()
+        hypotheses: list[str] = []
+        models: set[str] = set()
+        for i in range(0, len(sources), args.batch):
+            for t in client.translate(
+                sources[i : i + args.batch],
+                to=target_lang,
+                source=source_lang,
+                model=args.model or None,
+            ):
+                hypotheses.append(t.text)
+                models.add("+".join(t.models))
+        results.append(
+            Scores(
+                f"translation {pair} ({label})",
+                ",".join(sorted(models)),
+                len(sources),
+                translation_scores(hypotheses, references),
+                time.perf_counter() - started,
             )
-        for spec in args.summary_set:
-            language, path = _split_arg(spec, "--summary-set")
-            texts, references = read_jsonl(path)
-            if args.limit:
-                texts, references = texts[: args.limit], references[: args.limit]
-            started = time.perf_counter()
-            summaries, models = [], set()
-            for text in texts:
-                response = stub.Summarize(
-                    pb.SummarizeRequest(
-                        text=text,
-                        source_language=language,
-                        max_words=args.max_words,
-                        model=args.model or "",
-                    )
-                )
-                summaries.append(response.summary)
-                models.add("+".join(response.models))
-            results.append(
-                Scores(
-                    f"summaries {language} ({Path(path).name})",
-                    ",".join(sorted(models)),
-                    len(texts),
-                    rouge_scores(summaries, references),
-                    time.perf_counter() - started,
-                )
+        )
+    for spec in args.summary_set:
+        language, path = _split_arg(spec, "--summary-set")
+        texts, references = read_jsonl(path)
+        if args.limit:
+            texts, references = texts[: args.limit], references[: args.limit]
+        started = time.perf_counter()
+        summaries, models = [], set()
+        for text in texts:
+            response = client.summarize(
+                text, source=language, max_words=args.max_words, model=args.model or None
             )
+            summaries.append(response.summary)
+            models.add("+".join(response.models))
+        results.append(
+            Scores(
+                f"summaries {language} ({Path(path).name})",
+                ",".join(sorted(models)),
+                len(texts),
+                rouge_scores(summaries, references),
+                time.perf_counter() - started,
+            )
+        )
     return results
 
 
@@ -322,9 +289,12 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    from dragoman import DragomanError
+
     try:
         if args.server:
-            results = _run(args, args.server)
+            with _client(args, args.server) as client:
+                results = _run(args, client)
         else:
             from .errors import ConfigError
             from .server import BackgroundServer
@@ -339,14 +309,14 @@ def main(argv: list[str] | None = None) -> int:
                 if not server.ready:
                     print("dragoman quality: no model could be loaded", file=sys.stderr)
                     return 1
-                results = _run(args, server.address)
-    except (OSError, ValueError) as exc:
+                with _client(args, server.address) as client:
+                    results = _run(args, client)
+    except DragomanError as exc:  # the service refused or failed
+        print(f"dragoman quality: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError, TypeError) as exc:  # bad files, sets or connection arguments
         print(f"dragoman quality: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # grpc.RpcError and the like: the service refused or failed
-        details = getattr(exc, "details", None)
-        print(f"dragoman quality: {details() if callable(details) else exc}", file=sys.stderr)
-        return 1
     print(format_table(results))
     if args.json_out:
         Path(args.json_out).write_text(

@@ -49,6 +49,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_texts_per_request", int, 128, "texts in one Translate call"),
     Setting("max_chars_per_text", int, 100_000, "characters in one text"),
     Setting("max_chars_per_request", int, 400_000, "characters in one call, all texts together"),
+    Setting("max_glossary_entries", int, 1000, "glossary entries in one Translate call"),
     Setting("max_message_bytes", int, 8 * 1024 * 1024, "largest gRPC message received or sent"),
     Setting("max_concurrent_requests", int, 256, "calls handled at once; more are refused"),
     Setting("max_summary_rounds", int, 3, "rounds of summarising summaries for long inputs"),

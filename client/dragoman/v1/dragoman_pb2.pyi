@@ -82,7 +82,7 @@ class RouteHop(_message.Message):
     def __init__(self, model: _Optional[str] = ..., source_language: _Optional[str] = ..., target_language: _Optional[str] = ...) -> None: ...
 
 class Translation(_message.Message):
-    __slots__ = ("text", "source_language", "source_language_detected", "detection_confidence", "models", "route", "pivoted", "applied_glossary", "input_tokens", "output_tokens")
+    __slots__ = ("text", "source_language", "source_language_detected", "detection_confidence", "models", "route", "pivoted", "applied_glossary", "input_tokens", "output_tokens", "flags")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_DETECTED_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +93,7 @@ class Translation(_message.Message):
     APPLIED_GLOSSARY_FIELD_NUMBER: _ClassVar[int]
     INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    FLAGS_FIELD_NUMBER: _ClassVar[int]
     text: str
     source_language: str
     source_language_detected: bool
@@ -103,7 +104,20 @@ class Translation(_message.Message):
     applied_glossary: _containers.RepeatedCompositeFieldContainer[GlossaryEntry]
     input_tokens: int
     output_tokens: int
-    def __init__(self, text: _Optional[str] = ..., source_language: _Optional[str] = ..., source_language_detected: _Optional[bool] = ..., detection_confidence: _Optional[float] = ..., models: _Optional[_Iterable[str]] = ..., route: _Optional[_Iterable[_Union[RouteHop, _Mapping]]] = ..., pivoted: _Optional[bool] = ..., applied_glossary: _Optional[_Iterable[_Union[GlossaryEntry, _Mapping]]] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ...) -> None: ...
+    flags: _containers.RepeatedCompositeFieldContainer[OutputFlag]
+    def __init__(self, text: _Optional[str] = ..., source_language: _Optional[str] = ..., source_language_detected: _Optional[bool] = ..., detection_confidence: _Optional[float] = ..., models: _Optional[_Iterable[str]] = ..., route: _Optional[_Iterable[_Union[RouteHop, _Mapping]]] = ..., pivoted: _Optional[bool] = ..., applied_glossary: _Optional[_Iterable[_Union[GlossaryEntry, _Mapping]]] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., flags: _Optional[_Iterable[_Union[OutputFlag, _Mapping]]] = ...) -> None: ...
+
+class OutputFlag(_message.Message):
+    __slots__ = ("segment_index", "kind", "regenerated", "detail")
+    SEGMENT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    REGENERATED_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    segment_index: int
+    kind: str
+    regenerated: bool
+    detail: str
+    def __init__(self, segment_index: _Optional[int] = ..., kind: _Optional[str] = ..., regenerated: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class TranslateResponse(_message.Message):
     __slots__ = ("translations",)
@@ -112,7 +126,7 @@ class TranslateResponse(_message.Message):
     def __init__(self, translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ...) -> None: ...
 
 class TranslateStreamResponse(_message.Message):
-    __slots__ = ("text_index", "paragraph_index", "text", "last", "source_language", "source_language_detected", "detection_confidence", "models", "pivoted")
+    __slots__ = ("text_index", "paragraph_index", "text", "last", "source_language", "source_language_detected", "detection_confidence", "models", "pivoted", "flags")
     TEXT_INDEX_FIELD_NUMBER: _ClassVar[int]
     PARAGRAPH_INDEX_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -122,6 +136,7 @@ class TranslateStreamResponse(_message.Message):
     DETECTION_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     PIVOTED_FIELD_NUMBER: _ClassVar[int]
+    FLAGS_FIELD_NUMBER: _ClassVar[int]
     text_index: int
     paragraph_index: int
     text: str
@@ -131,7 +146,8 @@ class TranslateStreamResponse(_message.Message):
     detection_confidence: float
     models: _containers.RepeatedScalarFieldContainer[str]
     pivoted: bool
-    def __init__(self, text_index: _Optional[int] = ..., paragraph_index: _Optional[int] = ..., text: _Optional[str] = ..., last: _Optional[bool] = ..., source_language: _Optional[str] = ..., source_language_detected: _Optional[bool] = ..., detection_confidence: _Optional[float] = ..., models: _Optional[_Iterable[str]] = ..., pivoted: _Optional[bool] = ...) -> None: ...
+    flags: _containers.RepeatedCompositeFieldContainer[OutputFlag]
+    def __init__(self, text_index: _Optional[int] = ..., paragraph_index: _Optional[int] = ..., text: _Optional[str] = ..., last: _Optional[bool] = ..., source_language: _Optional[str] = ..., source_language_detected: _Optional[bool] = ..., detection_confidence: _Optional[float] = ..., models: _Optional[_Iterable[str]] = ..., pivoted: _Optional[bool] = ..., flags: _Optional[_Iterable[_Union[OutputFlag, _Mapping]]] = ...) -> None: ...
 
 class SummarizeRequest(_message.Message):
     __slots__ = ("text", "source_language", "target_language", "max_words", "length", "model", "format", "mime_type")

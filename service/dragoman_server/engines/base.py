@@ -7,12 +7,20 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class GenerationParams:
-    """What a batch shares. Segments with equal params may be batched together."""
+    """What a batch shares. Segments with equal params may be batched together.
+
+    `num_beams`, `no_repeat_ngram_size` and `repetition_penalty` override the model's configured
+    decoding for these segments (None: the model's own); the data plane sets them to regenerate a
+    segment the output checks flagged (see output_checks.retry_params).
+    """
 
     source_language: str | None = None
     target_language: str | None = None
     max_new_tokens: int | None = None
     min_new_tokens: int | None = None
+    num_beams: int | None = None
+    no_repeat_ngram_size: int | None = None
+    repetition_penalty: float | None = None
 
 
 @dataclass(frozen=True)

@@ -258,19 +258,28 @@ class CTranslate2Engine(tokenization.TokenizedEngine):
             self.generation_config,
         )
         extra = len(prefix) if prefix else 0  # ctranslate2 counts the target prefix as decoded
+        beams = params.num_beams if params.num_beams is not None else self.num_beams
         options = {
             # Several workers (inter_threads) decode parts of one batch in parallel.
             "max_batch_size": math.ceil(len(tokens) / self.inter_threads),
-            "beam_size": self.num_beams,
+            "beam_size": beams,
             "length_penalty": self.length_penalty,
-            "repetition_penalty": self.repetition_penalty,
-            "no_repeat_ngram_size": self.no_repeat_ngram_size,
+            "repetition_penalty": (
+                params.repetition_penalty
+                if params.repetition_penalty is not None
+                else self.repetition_penalty
+            ),
+            "no_repeat_ngram_size": (
+                params.no_repeat_ngram_size
+                if params.no_repeat_ngram_size is not None
+                else self.no_repeat_ngram_size
+            ),
             "max_input_length": 0,  # never truncate: the window was checked above
             "max_decoding_length": budget.max_new_tokens + extra,
             "min_decoding_length": budget.min_new_tokens + extra,
             "suppress_sequences": self._suppress,
         }
-        if should_stop is not None and self.num_beams == 1:
+        if should_stop is not None and beams == 1:
             options["callback"] = _Stopper(should_stop)
         results = self.translator.translate_batch(
             tokens, [prefix] * len(tokens) if prefix else None, **options

@@ -102,6 +102,12 @@ class HuggingFaceEngine(tokenization.TokenizedEngine):
         gc.min_length = 0
         gc.max_new_tokens = budget.max_new_tokens
         gc.min_new_tokens = budget.min_new_tokens
+        if params.num_beams is not None:
+            gc.num_beams = params.num_beams
+        if params.no_repeat_ngram_size is not None:
+            gc.no_repeat_ngram_size = params.no_repeat_ngram_size
+        if params.repetition_penalty is not None:
+            gc.repetition_penalty = params.repetition_penalty
         kwargs: dict = {"generation_config": gc}
         if self.language_tokens:
             kwargs.update(self.language_tokens.generate_kwargs(params.target_language))
