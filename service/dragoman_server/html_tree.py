@@ -157,7 +157,10 @@ class Element:
             return self.tag in _SCOPE_SVG
         if self.ns == "math":
             if self.tag == "annotation-xml":
-                return self.attrs.get("encoding", "").lower() in ("text/html", "application/xhtml+xml")
+                return self.attrs.get("encoding", "").lower() in (
+                    "text/html",
+                    "application/xhtml+xml",
+                )
             return self.tag in ("mi", "mo", "mn", "ms", "mtext")
         return False
 
