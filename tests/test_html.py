@@ -191,6 +191,8 @@ def test_references_without_semicolon_come_back_as_written(server, source):
         ("<svg><p>Traduza</p>", ["Traduza"]),
         ("<math><mi>Fique</mi></math><p>Traduza", ["Traduza"]),
         ("<code>Fique</code>Traduza", ["Traduza"]),
+        ("<p translate=no>Fique<rp>Fique</p>Traduza", ["Traduza"]),  # no <ruby>: nothing implied
+        ("<a><p translate=no><a>Fique</a></p>Traduza", ["Traduza"]),  # <a> in <a> keeps the <p>
     ],
 )
 def test_protected_elements_end_where_a_browser_ends_them(source, translated):

@@ -332,13 +332,13 @@ class _TreeBuilder:
                 closes += stack.pop_to(len(stack.items) - 1)
             if tag == "optgroup" and stack.top is not None and stack.top.tag == "optgroup":
                 closes += stack.pop_to(len(stack.items) - 1)
-        elif tag in ("button", "a", "nobr"):
+        elif tag == "button":  # (a nested <a> or <nobr> runs the adoption agency: not modelled)
             i = stack.in_scope((tag,), "scope")
             if i >= 0:
                 closes += stack.pop_to(i)
         elif tag in ("td", "th", "tr", "tbody", "thead", "tfoot"):
             closes += self._close_table_parts(tag)
-        elif tag in ("rb", "rtc", "rp", "rt"):
+        elif tag in ("rb", "rtc", "rp", "rt") and stack.in_scope(("ruby",), "scope") >= 0:
             keep = "rtc" if tag in ("rp", "rt") else None
             while stack.top is not None and stack.top.tag in _IMPLIED and stack.top.tag != keep:
                 closes += stack.pop_to(len(stack.items) - 1)
