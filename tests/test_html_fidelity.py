@@ -394,3 +394,18 @@ def test_strategies_reach_what_they_promise():
 
     collect()
     assert seen >= {"no-semicolon ref", "numeric ref", "lookalike", "protected", "comment", "crlf"}
+
+
+@needs_copy_model
+@settings(SERVED, max_examples=30)
+@given(source=documents)
+def test_generated_html_streamed_through_the_copy_model(stub, source):
+    """TranslateStream renders block by block: its pieces, in order, are the input too."""
+    assume(_no_triple_words(source))
+    parts = stub.TranslateStream(
+        pb.TranslateRequest(
+            texts=[source], source_language="pt", target_language="en", mime_type="text/html"
+        )
+    )
+    ordered = sorted(parts, key=lambda p: p.paragraph_index)
+    assert "".join(p.text for p in ordered) == source and ordered[-1].last
