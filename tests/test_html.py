@@ -316,11 +316,6 @@ def test_many_unmatched_end_tags_through_the_service(server):
 
 
 @needs_copy_model
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs dataplane._job to call parse_html(text, reserved=<every glossary source and "
-    "target of the route>); markup.parse_html supports it (issue 9, glossary part)",
-)
 @pytest.mark.parametrize(
     ("source", "glossary", "expected"),
     [

@@ -26,7 +26,6 @@ from .engines import Generated, GenerationParams
 from .errors import InvalidArgument
 from .glossary import Glossary, Protected, merge
 from .languages import base
-from .markup import _PLACEHOLDER as _INLINE_TAG
 from .markup import HtmlDocument, parse_html, text_content
 from .registry import ModelEntry, ModelRegistry
 from .router import Hop, Router
@@ -315,19 +314,24 @@ class DataPlane:
 
     def _job(self, request: TranslateInput, index: int, hops: Sequence[Hop]) -> _Job:
         text = request.texts[index]
-        html = parse_html(text) if request.mime_type == "text/html" else None
-        texts = html.texts() if html is not None else [text]
         model_terms = self.config_by_name[hops[0].model].glossary if hops else {}
         glossary = Glossary(merge(model_terms, request.glossary))
+        later_terms = [
+            (s, t) for hop in hops[1:] for s, t in self.config_by_name[hop.model].glossary.items()
+        ]
+        html = None
+        if request.mime_type == "text/html":
+            # Inline-tag placeholders are spelt so that no glossary term or target can form one.
+            reserved = [w for entry in (*glossary.entries.items(), *later_terms) for w in entry]
+            html = parse_html(text, reserved=reserved)
+        texts = html.texts() if html is not None else [text]
         # With a pivot, the request's terms stay protected through every hop; the first model's
         # own terms are restored after its hop (the next model then translates them on).
         late = {s for s, _ in request.glossary} if len(hops) > 1 else None
         # Placeholder prefixes also avoid the later hops' glossary targets (restored before the
         # request's own terms); inline-tag placeholders are never glossary terms.
-        later_targets = [
-            t for hop in hops[1:] for t in self.config_by_name[hop.model].glossary.values()
-        ]
-        skip = _INLINE_TAG if html is not None else None
+        later_targets = [t for _, t in later_terms]
+        skip = html.placeholders if html is not None else None
         job = _Job(html, [])
         for t in texts:
             protected = (
