@@ -332,15 +332,18 @@ def test_invalid_arguments_carry_reason_and_field_violations(open_server, reques
     assert field.split("[")[0] in error.message
 
 
-def test_every_error_carries_error_info(open_server):
-    requests = [
-        _translate(model="nope"),  # NOT_FOUND
-        _translate(target_language="ja"),  # no such pair
-    ]
-    for request in requests:
-        error = _stub_error(open_server, request)
-        assert error.reason and error.reason == error.reason.upper(), error
-        assert error.domain == "dragoman.v1"
+@pytest.mark.parametrize(
+    "request_, code, reason",
+    [
+        (_translate(model="nope"), "NOT_FOUND", "MODEL_NOT_FOUND"),
+        (_translate(target_language="ja"), "INVALID_ARGUMENT", "PAIR_UNSUPPORTED"),
+    ],
+    ids=["model-not-found", "pair-unsupported"],
+)
+def test_routing_errors_carry_error_info(open_server, request_, code, reason):
+    error = _stub_error(open_server, request_)
+    assert error.code == getattr(grpc.StatusCode, code)
+    assert (error.reason, error.domain) == (reason, "dragoman.v1")
 
 
 def test_unexpected_exceptions_are_internal_with_one_log_record(caplog):

@@ -79,8 +79,9 @@ class _Status(grpc.Status):
 
 def internal_error(exc: BaseException) -> Internal:
     """The INTERNAL error a caller sees for an unexpected exception (logged elsewhere)."""
+    # The exception's text stays in the server log: it may hold paths or data of other calls.
     return Internal(
-        f"internal error: {type(exc).__name__}: {exc}",
+        f"internal error ({type(exc).__name__}); the server log has the details",
         reason="INTERNAL",
         metadata={"exception": type(exc).__name__},
     )
