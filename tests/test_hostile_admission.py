@@ -569,3 +569,23 @@ def test_a_server_keeps_serving_others_while_one_caller_floods_garbage(open_serv
         stop.set()
         for t in threads:
             t.join()
+
+
+def test_error_details_survive_pickling(open_server):
+    """DragomanError crosses process pools (e.g. multiprocessing) with its parsed details."""
+    import pickle
+
+    error = _stub_error(open_server, _translate(["Olá.", " "]))
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.code, copy.message, copy.reason, copy.domain) == (
+        error.code,
+        error.message,
+        "TEXT_EMPTY",
+        "dragoman.v1",
+    )
+    assert (
+        copy.field_violations
+        == error.field_violations
+        == (dragoman.FieldViolation("texts[1]", "texts[1] is empty"),)
+    )
+    assert repr(copy) == repr(error) and "TEXT_EMPTY" in repr(error)
