@@ -589,3 +589,16 @@ def test_error_details_survive_pickling(open_server):
         == (dragoman.FieldViolation("texts[1]", "texts[1] is empty"),)
     )
     assert repr(copy) == repr(error) and "TEXT_EMPTY" in repr(error)
+
+
+def test_a_port_in_use_is_one_line_and_exit_1(tmp_path):
+    """Before: grpc's RuntimeError ended `dragoman serve` in a traceback."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, err = _run_serve(tmp_path, "in-use", f"port = {port}", "", {}, [])
+    assert code == 1 and "Traceback" not in err
+    assert f"dragoman: cannot listen on 127.0.0.1:{port}" in err

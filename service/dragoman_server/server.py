@@ -79,12 +79,15 @@ class DragomanServer:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         host = settings.host
         bind = f"[{host}]:{settings.port}" if ":" in host else f"{host}:{settings.port}"
-        if self._credentials is None:
-            self.port = self.server.add_insecure_port(bind)
-        else:
-            self.port = self.server.add_secure_port(bind, self._credentials)
+        try:
+            if self._credentials is None:
+                self.port = self.server.add_insecure_port(bind)
+            else:
+                self.port = self.server.add_secure_port(bind, self._credentials)
+        except RuntimeError:  # grpc: "Failed to bind to address ..." (in use, or no such host)
+            self.port = None
         if not self.port:
-            raise OSError(f"cannot listen on {bind}")
+            raise OSError(f"cannot listen on {bind}: the port is in use or the host is not local")
         await self.server.start()
         if settings.metrics_port:
             self.metrics.serve(host, settings.metrics_port)
