@@ -602,3 +602,30 @@ def test_a_port_in_use_is_one_line_and_exit_1(tmp_path):
         code, err = _run_serve(tmp_path, "in-use", f"port = {port}", "", {}, [])
     assert code == 1 and "Traceback" not in err
     assert f"dragoman: cannot listen on 127.0.0.1:{port}" in err
+
+
+def test_concurrent_calls_of_one_key_never_overdraw_its_quota(quota_server):
+    """20 calls of 100 characters at once against 1000 a minute: exactly 10 are served."""
+    with _client(quota_server, KEYS[5]) as client:
+
+        def call(i):
+            try:
+                client.translate(words(100), to="en", source="pt")
+                return "served"
+            except dragoman.DragomanError as exc:
+                return exc.reason
+
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            outcomes = list(pool.map(call, range(20)))
+    assert outcomes.count("served") == 10, outcomes
+    assert outcomes.count("QUOTA_EXCEEDED") == 10
+
+
+@pytest.mark.parametrize("header", ["bearer {}", "Bearer   {}", "BEARER  {}"])
+def test_the_bearer_scheme_is_case_insensitive_and_spacing_is_lenient(quota_server, header):
+    """Documented leniency (README-errors.md): any case of 'Bearer', any spaces or tabs."""
+    stub = pb_grpc.DragomanStub(grpc.insecure_channel(quota_server.address))
+    response = stub.Translate(
+        _translate(), metadata=[("authorization", header.format(KEYS[6]))], timeout=10
+    )
+    assert response.translations[0].text == "Olá."
