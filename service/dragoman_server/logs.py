@@ -46,7 +46,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         for key in _FIELDS:
-            if hasattr(record, key):
+            if getattr(record, key, None) is not None:
                 entry[key] = getattr(record, key)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
@@ -67,7 +67,7 @@ class TextFormatter(logging.Formatter):
         if record.name == ACCESS_LOG:
             for name in ("peer", "request_id", "reason", "key"):
                 value = getattr(record, name, None)
-                if value:
+                if value not in (None, "", "-"):
                     text += f" {name}={value}"
         elif rid:
             text += f" [{rid}]"
