@@ -388,7 +388,7 @@ _MODEL_FIELDS = {f.name: f for f in fields(ModelConfig)}
 class _Key:
     """The type and range of one `[[models]]` key."""
 
-    kind: str  # "str", "int", "float", "strings" (a list), "table" (string -> string)
+    kind: str  # "str" (non-empty), "text" (any string), "int", "float", "strings", "table"
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] = ()
@@ -404,12 +404,15 @@ class _Key:
             return f"{kind} >= {self.minimum:g}" if self.minimum else f"{kind} > 0"
         return {
             "str": "a non-empty string",
+            "text": "a string (empty for none)",
             "strings": "a non-empty list of strings",
             "table": 'a table of strings to strings, e.g. { "pt-BR" = ">>pob<<" }',
         }[self.kind]
 
     def problem(self, value: Any) -> bool:
         """True when `value` is not allowed."""
+        if self.kind == "text":
+            return not isinstance(value, str)
         if self.kind == "str":
             if not isinstance(value, str) or not value.strip():
                 return True
@@ -449,7 +452,7 @@ _MODEL_KEYS: dict[str, _Key] = {
     "max_new_tokens": _Key("int", minimum=1, maximum=65_536),
     "no_repeat_ngram_size": _Key("int", minimum=0, maximum=64),
     "repetition_penalty": _Key("float"),
-    "prefix": _Key("str"),
+    "prefix": _Key("text"),  # "" turns the model's default task prefix off
     "quantize": _Key("str", choices=QUANTIZE),
     "compute_type": _Key("str", choices=COMPUTE_TYPES),
     "inter_threads": _Key("int", minimum=1, maximum=MAX_THREADS),
