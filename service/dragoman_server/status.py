@@ -25,7 +25,9 @@ def status_of(error: DragomanServerError) -> status_pb2.Status:
     status = status_pb2.Status(code=getattr(code_pb2, error.status), message=error.message)
     status.details.add().Pack(
         error_details_pb2.ErrorInfo(
-            reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata
+            reason=error.reason,
+            domain=ERROR_DOMAIN,
+            metadata={str(k): str(v) for k, v in error.metadata.items()},
         )
     )
     violations = error.violations
