@@ -1,8 +1,9 @@
 """Admission control: who may call (API keys, `auth.py`), how many calls run at once
 (`max_concurrent_requests`) and how much each key may send (per-key quotas).
 
-Order for each call of the Dragoman service: authenticate, then take a concurrency slot (both in
-the call interceptor, before the request is even decoded), then validate (the servicer), then
+Order for each call of the Dragoman service: authenticate, take a concurrency slot, check the
+message size (all in the call interceptor, before the request is decoded), then validate (the
+servicer), then
 charge the quota (`Admission.charge`, called by the servicer once the request is valid: a
 request rejected by validation costs nothing). Streams are admitted and charged like unary calls.
 
@@ -26,7 +27,7 @@ import time
 from dataclasses import dataclass
 
 from .auth import Authenticator, key_label
-from .errors import FailedPrecondition, QuotaViolation, ResourceExhausted
+from .errors import FailedPrecondition, InvalidArgument, QuotaViolation, ResourceExhausted
 
 # How long a caller refused for concurrency is asked to wait: calls take around a second here.
 CONCURRENCY_RETRY_AFTER_S = 1.0
@@ -171,10 +172,12 @@ class Admission:
         authenticator: Authenticator | None = None,
         quotas: Quotas | None = None,
         max_concurrent: int = 0,
+        max_message_bytes: int = 0,
     ):
         self.authenticator = authenticator
         self.quotas = quotas or Quotas()
         self.concurrency = ConcurrencyLimit(max_concurrent)
+        self.max_message_bytes = max_message_bytes
 
     @classmethod
     def from_config(cls, config) -> "Admission":
@@ -184,6 +187,7 @@ class Admission:
             Authenticator.from_settings(settings, origin),
             Quotas(settings.quota_requests_per_minute, settings.quota_chars_per_minute),
             settings.max_concurrent_requests,
+            settings.max_message_bytes,
         )
 
     def authenticate(self, metadata) -> bytes | None:
@@ -191,6 +195,16 @@ class Admission:
         if self.authenticator is None:
             return None
         return self.authenticator.authenticate(metadata)
+
+    def check_size(self, size: int) -> None:
+        """InvalidArgument (MESSAGE_TOO_LARGE) for a request message over `max_message_bytes`."""
+        if self.max_message_bytes and size > self.max_message_bytes:
+            raise InvalidArgument(
+                f"the request message has {size} bytes; max_message_bytes is "
+                f"{self.max_message_bytes}: split the texts into several calls",
+                reason="MESSAGE_TOO_LARGE",
+                metadata={"limit": str(self.max_message_bytes), "bytes": str(size)},
+            )
 
     def charge(self, chars: int) -> None:
         """Charge the current call (one call, `chars` input characters) to its key's quota.

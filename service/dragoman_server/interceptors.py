@@ -3,7 +3,7 @@
 Each call, unary or streaming, goes through one `CallScope`:
 1. a `CallRecord` (access_log.py) takes the request id (`x-request-id`, returned in the
    trailers), the peer and the start time;
-2. admission (admission.py): the API key, then a concurrency slot;
+2. admission (admission.py): the API key, a concurrency slot, the message size;
 3. the request bytes are decoded here, after authentication (the handler is registered with no
    deserializer), so undecodable bytes are an ordinary INVALID_ARGUMENT (REQUEST_UNDECODABLE),
    counted and logged like any call, and cost an unauthenticated caller nothing but a refusal;
@@ -58,6 +58,7 @@ class CallScope:
         self._caller_token = caller_var.set(key)
         self.admission.concurrency.acquire()
         self._holds_slot = True
+        self.admission.check_size(len(raw))
         try:
             return self.deserialize(raw) if self.deserialize else raw
         except Exception as exc:  # protobuf's DecodeError, or anything a deserializer raises

@@ -48,7 +48,9 @@ class DragomanServer:
         self.server = grpc.aio.server(
             interceptors=[*interceptors, CallInterceptor(self.admission, self.metrics)],
             options=[
-                ("grpc.max_receive_message_length", max_bytes),
+                # The limit is the admission layer's (INVALID_ARGUMENT MESSAGE_TOO_LARGE, counted
+                # and logged); grpc's own, a bare RESOURCE_EXHAUSTED, is a backstop at twice it.
+                ("grpc.max_receive_message_length", min(2 * max_bytes, 2**31 - 1)),
                 ("grpc.max_send_message_length", max_bytes),
                 ("grpc.so_reuseport", 0),
             ],
