@@ -52,7 +52,7 @@ class CallScope:
         return self
 
     def admit(self, raw: bytes):
-        """Authenticate, take a concurrency slot, decode: the request message, or raise."""
+        """Authenticate, take a concurrency slot, check the size, decode: the request, or raise."""
         key = self.admission.authenticate(self.context.invocation_metadata())
         self.record.key = key
         self._caller_token = caller_var.set(key)
