@@ -10,7 +10,8 @@ from google.rpc import error_details_pb2
 
 import dragoman
 from conftest import copy_model, make_config, needs_copy_model
-from dragoman_server.auth import Authenticator, TokenBucket, hash_key
+from dragoman_server.admission import Quotas, TokenBucket
+from dragoman_server.auth import Authenticator, hash_key
 from dragoman_server.errors import ConfigError, ResourceExhausted, Unauthenticated
 from dragoman_server.server import BackgroundServer
 from dragoman_server.settings import Config
@@ -34,22 +35,30 @@ def test_token_bucket_refills_continuously():
     assert bucket.wait_for(60) == 0
 
 
-def test_authenticator_checks_and_charges():
+def test_authenticator_checks_and_quotas_charge():
     now = [0.0]
-    auth = Authenticator([hash_key("a")], requests_per_minute=2, clock=lambda: now[0])
-    with pytest.raises(Unauthenticated):
+    auth = Authenticator([hash_key("a")])
+    quotas = Quotas(requests_per_minute=2, clock=lambda: now[0])
+    with pytest.raises(Unauthenticated) as caught:
         auth.authenticate([])
-    with pytest.raises(Unauthenticated):
+    assert caught.value.reason == "API_KEY_MISSING"
+    with pytest.raises(Unauthenticated) as caught:
         auth.authenticate([("authorization", "Basic a")])
+    assert caught.value.reason == "API_KEY_MALFORMED"
     with pytest.raises(Unauthenticated) as caught:
         auth.authenticate([("authorization", "Bearer b")])
+    assert caught.value.reason == "API_KEY_INVALID"
     assert "b" not in caught.value.message.replace("API key", "").replace("invalid", "")
     key = auth.authenticate([("authorization", "Bearer a")])
-    auth.charge(key, 0)
-    auth.charge(key, 0)
+    # Documented: the scheme is case-insensitive and any spaces or tabs may follow it.
+    for header in ("bearer a", "BEARER  a", "Bearer \ta ", "  Bearer a"):
+        assert auth.authenticate([("authorization", header)]) == key
+    quotas.charge(key, 0)
+    quotas.charge(key, 0)
     with pytest.raises(ResourceExhausted) as caught:
-        auth.charge(key, 0)
+        quotas.charge(key, 0)
     assert caught.value.retry_after_s == pytest.approx(30.0)
+    assert caught.value.reason == "QUOTA_EXCEEDED"
 
 
 def test_settings_accept_key_lists(tmp_path):
@@ -254,14 +263,70 @@ def test_server_tls_without_client_auth(certs):
             assert client.translate("Olá.", to="en", source="pt")[0].text == "Olá."
 
 
-def test_tls_settings_are_checked(certs):
-    from dragoman_server.server import _server_credentials
+def test_tls_settings_are_checked(certs, tmp_path):
+    from dragoman_server.tls import server_credentials
 
     config = make_config([copy_model(MODEL, "pt-en")], tls_client_ca=str(certs["ca"]))
     with pytest.raises(ConfigError, match="tls_cert and tls_key"):
-        _server_credentials(config.server)
+        server_credentials(config.server)
     config = make_config(
         [copy_model(MODEL, "pt-en")], tls_cert="/nonexistent.pem", tls_key="/nonexistent.key"
     )
     with pytest.raises(ConfigError, match="cannot read"):
-        _server_credentials(config.server)
+        server_credentials(config.server)
+
+
+def _encrypted(key_path, directory):
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+    path = directory / "encrypted.key"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("cert-not-pem", ["tls_cert", "not a PEM file"]),
+        ("key-not-pem", ["tls_key", "not a PEM file"]),
+        ("garbage-pem", ["not a PEM certificate chain and its matching private key"]),
+        ("key-of-another-cert", ["matching private key"]),
+        ("encrypted-key", ["encrypted private key"]),
+        ("ca-not-a-certificate", ["tls_client_ca", "no usable PEM CA certificate"]),
+    ],
+)
+def test_unusable_tls_files_are_one_line_config_errors(certs, tmp_path, case, words):
+    """Before: grpc only failed at bind time (or took any file); now each is named at start."""
+    from dragoman_server.tls import server_credentials
+
+    key, cert = certs["server"]
+    not_pem = tmp_path / "notes.txt"
+    not_pem.write_text("hello\n")
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    settings = {"tls_cert": str(cert), "tls_key": str(key)}
+    if case == "cert-not-pem":
+        settings["tls_cert"] = str(not_pem)
+    elif case == "key-not-pem":
+        settings["tls_key"] = str(not_pem)
+    elif case == "garbage-pem":
+        settings["tls_cert"] = str(garbage)
+    elif case == "key-of-another-cert":
+        settings["tls_key"] = str(certs["stranger"][0])
+    elif case == "encrypted-key":
+        settings["tls_key"] = str(_encrypted(key, tmp_path))
+    elif case == "ca-not-a-certificate":
+        settings["tls_client_ca"] = str(key)  # a PEM file, but a key
+    config = make_config([copy_model(MODEL, "pt-en")], **settings)
+    with pytest.raises(ConfigError) as caught:
+        server_credentials(config.server, config.origin)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert all(w in message for w in words), message

@@ -202,12 +202,18 @@ def test_request_limits_are_invalid_argument(limited_server, texts, needle):
     assert needle in caught.value.message
 
 
-def test_message_size_limit_is_resource_exhausted(limited_server):
+def test_message_size_limit_is_invalid_argument_with_a_reason(limited_server):
+    """Over max_message_bytes: refused by the admission layer (a reason, counted and logged)."""
     with dragoman.Client(limited_server.address, retries=0) as client:
         with pytest.raises(dragoman.DragomanError) as caught:
             client.translate("x" * 5000, to="en", source="pt")
-    assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "larger than max" in caught.value.message
+        assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert caught.value.reason == "MESSAGE_TOO_LARGE"
+        assert "max_message_bytes is 4000" in caught.value.message
+        # Past twice the limit, grpc's own backstop refuses it before the server sees it.
+        with pytest.raises(dragoman.DragomanError) as caught:
+            client.translate("x" * 9000, to="en", source="pt")
+        assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 def test_concurrency_limit_is_resource_exhausted(limited_server):

@@ -13,7 +13,7 @@ This package needs grpcio and protobuf only; the server is the ``dragoman[server
 from dragoman._requests import __version__
 from dragoman.aio import AsyncClient, AsyncTranslationStream
 from dragoman.client import Client, TranslationStream
-from dragoman.errors import DragomanError
+from dragoman.errors import DragomanError, FieldViolation, QuotaViolation
 from dragoman.results import (
     GlossaryEntry,
     LanguageScore,
@@ -30,10 +30,12 @@ __all__ = [
     "AsyncTranslationStream",
     "Client",
     "DragomanError",
+    "FieldViolation",
     "GlossaryEntry",
     "LanguageScore",
     "ModelInfo",
     "OutputFlag",
+    "QuotaViolation",
     "RouteHop",
     "Summary",
     "Translation",

@@ -35,7 +35,7 @@ from google.protobuf import (
     message_factory,
 )
 
-from dragoman.errors import DragomanError
+from dragoman.errors import DragomanError, FieldViolation, QuotaViolation
 from dragoman.results import (
     GlossaryEntry,
     LanguageScore,
@@ -99,15 +99,60 @@ def _private_messages() -> tuple[type, ...]:
     status.field.add(name="details", number=3, type=field.TYPE_BYTES, label=field.LABEL_REPEATED)
     retry_info = file.message_type.add(name="RetryInfo")  # google.rpc.RetryInfo
     retry_info.field.add(name="delay", number=1, type=field.TYPE_BYTES, label=field.LABEL_OPTIONAL)
+    # google.rpc.ErrorInfo; its map<string, string> metadata is, on the wire, a repeated entry.
+    entry = file.message_type.add(name="MetadataEntry")
+    entry.field.add(name="key", number=1, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL)
+    entry.field.add(name="value", number=2, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL)
+    error_info = file.message_type.add(name="ErrorInfo")
+    error_info.field.add(
+        name="reason", number=1, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL
+    )
+    error_info.field.add(
+        name="domain", number=2, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL
+    )
+    error_info.field.add(
+        name="metadata",
+        number=3,
+        type=field.TYPE_MESSAGE,
+        type_name=f".{file.package}.MetadataEntry",
+        label=field.LABEL_REPEATED,
+    )
+    # google.rpc.BadRequest and google.rpc.QuotaFailure: both a repeated message (number 1) of
+    # two strings (numbers 1 and 2: field/description, subject/description).
+    pair = file.message_type.add(name="StringPair")
+    pair.field.add(name="first", number=1, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL)
+    pair.field.add(name="second", number=2, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL)
+    pairs = file.message_type.add(name="StringPairs")
+    pairs.field.add(
+        name="items",
+        number=1,
+        type=field.TYPE_MESSAGE,
+        type_name=f".{file.package}.StringPair",
+        label=field.LABEL_REPEATED,
+    )
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file)
     return tuple(
         message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{file.package}.{name}"))
-        for name in ("HealthCheckRequest", "HealthCheckResponse", "Status", "RetryInfo")
+        for name in (
+            "HealthCheckRequest",
+            "HealthCheckResponse",
+            "Status",
+            "RetryInfo",
+            "ErrorInfo",
+            "StringPairs",
+        )
     )
 
 
-HealthCheckRequest, HealthCheckResponse, _RpcStatus, _RetryInfo = _private_messages()
+(
+    HealthCheckRequest,
+    HealthCheckResponse,
+    _RpcStatus,
+    _RetryInfo,
+    _ErrorInfo,
+    _StringPairs,
+) = _private_messages()
 _HEALTH_STATUS = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
 
 
@@ -581,7 +626,8 @@ def model_infos(response: dragoman_pb2.ListModelsResponse) -> list[ModelInfo]:
 
 
 def rpc_error(error: grpc.RpcError) -> DragomanError:
-    """The DragomanError for a failed call (sync ``grpc.RpcError`` or ``grpc.aio.AioRpcError``)."""
+    """The DragomanError for a failed call (sync ``grpc.RpcError`` or ``grpc.aio.AioRpcError``),
+    with the standard error details (ErrorInfo, BadRequest, QuotaFailure, RetryInfo) parsed."""
     code = _call(error, "code") or grpc.StatusCode.UNKNOWN
     message = _call(error, "details") or ""
     details: tuple[Any, ...] = ()
@@ -595,14 +641,38 @@ def rpc_error(error: grpc.RpcError) -> DragomanError:
                 retry_after_s = float(value)
         except Exception:  # malformed details are not worth hiding the error for
             pass
+    parsed: dict[str, Any] = {}
     for detail in details:
-        if detail.type_url.endswith("/google.rpc.RetryInfo"):
-            try:
-                delay = duration_pb2.Duration.FromString(_RetryInfo.FromString(detail.value).delay)
-            except Exception:
-                continue
-            retry_after_s = delay.seconds + delay.nanos / 1e9
-    return DragomanError(code, message, details, _call(error, "debug_error_string"), retry_after_s)
+        kind = detail.type_url.rpartition("/")[2]
+        try:
+            if kind == "google.rpc.RetryInfo":
+                raw = _RetryInfo.FromString(detail.value).delay
+                delay = duration_pb2.Duration.FromString(raw)
+                retry_after_s = delay.seconds + delay.nanos / 1e9
+            elif kind == "google.rpc.ErrorInfo":
+                info = _ErrorInfo.FromString(detail.value)
+                parsed["reason"], parsed["domain"] = info.reason or None, info.domain or None
+                parsed["metadata"] = {e.key: e.value for e in info.metadata}
+            elif kind == "google.rpc.BadRequest":
+                parsed["field_violations"] = tuple(
+                    FieldViolation(p.first, p.second)
+                    for p in _StringPairs.FromString(detail.value).items
+                )
+            elif kind == "google.rpc.QuotaFailure":
+                parsed["quota_violations"] = tuple(
+                    QuotaViolation(p.first, p.second)
+                    for p in _StringPairs.FromString(detail.value).items
+                )
+        except Exception:  # one malformed detail does not hide the others
+            continue
+    return DragomanError(
+        code,
+        message,
+        details,
+        _call(error, "debug_error_string"),
+        retry_after_s,
+        **parsed,
+    )
 
 
 def _call(error: grpc.RpcError, name: str) -> Any:

@@ -23,7 +23,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def _load(args: argparse.Namespace) -> Config:
     overrides = overrides_from_args(args) if args.command == "serve" else {}
-    return load_config(args.config, overrides=overrides)
+    config = load_config(args.config, overrides=overrides)
+    if args.command == "serve":
+        # The files the settings name (API keys, TLS) are checked now, before torch is imported
+        # or the port is bound: a bad one is one line and exit 2 like any bad setting.
+        from .admission import Admission
+        from .tls import server_credentials
+
+        Admission.from_config(config)
+        server_credentials(config.server, config.origin)
+    return config
 
 
 def main(argv: list[str] | None = None) -> int:

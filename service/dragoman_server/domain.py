@@ -32,22 +32,36 @@ MAX_SUMMARY_WORDS = 1000
 def _mime_type(value: str) -> str:
     mime = (value or "text/plain").strip().lower()
     if mime not in MIME_TYPES:
-        raise InvalidArgument(f"mime_type: {value!r} is not supported; use one of {MIME_TYPES}")
+        raise InvalidArgument(
+            f"mime_type: {value!r} is not supported; use one of {MIME_TYPES}",
+            reason="MIME_TYPE_UNSUPPORTED",
+            field="mime_type",
+        )
     return mime
 
 
 def _text(value: str, field_name: str, limits: ServerSettings) -> str:
     if not value.strip():
-        raise InvalidArgument(f"{field_name} is empty")
+        raise InvalidArgument(f"{field_name} is empty", reason="TEXT_EMPTY", field=field_name)
     if len(value) > limits.max_chars_per_text:
         raise InvalidArgument(
-            f"{field_name} has {len(value)} characters; the limit is {limits.max_chars_per_text}"
+            f"{field_name} has {len(value)} characters; the limit is {limits.max_chars_per_text}",
+            reason="TEXT_TOO_LONG",
+            field=field_name,
+            metadata={"limit": str(limits.max_chars_per_text), "chars": str(len(value))},
         )
     return value
 
 
+def _language(value: str, field_name: str) -> str:
+    try:
+        return normalize(value, field_name)
+    except InvalidArgument as exc:
+        raise InvalidArgument(exc.message, reason="LANGUAGE_INVALID", field=field_name) from None
+
+
 def _optional_language(value: str, field_name: str) -> str | None:
-    return normalize(value, field_name) if value.strip() else None
+    return _language(value, field_name) if value.strip() else None
 
 
 @dataclass(frozen=True)
@@ -64,20 +78,32 @@ class TranslateInput:
     @classmethod
     def from_pb(cls, request: pb.TranslateRequest, limits: ServerSettings) -> "TranslateInput":
         if not request.texts:
-            raise InvalidArgument("texts: at least one text is required")
+            raise InvalidArgument(
+                "texts: at least one text is required", reason="TEXT_MISSING", field="texts"
+            )
         if len(request.texts) > limits.max_texts_per_request:
             raise InvalidArgument(
                 f"texts: {len(request.texts)} texts in one call; the limit is "
-                f"{limits.max_texts_per_request}"
+                f"{limits.max_texts_per_request}",
+                reason="TOO_MANY_TEXTS",
+                field="texts",
+                metadata={"limit": str(limits.max_texts_per_request)},
             )
         texts = tuple(_text(t, f"texts[{i}]", limits) for i, t in enumerate(request.texts))
         total = sum(len(t) for t in texts)
         if total > limits.max_chars_per_request:
             raise InvalidArgument(
-                f"texts: {total} characters in one call; the limit is {limits.max_chars_per_request}"
+                f"texts: {total} characters in one call; the limit is {limits.max_chars_per_request}",
+                reason="REQUEST_TOO_LARGE",
+                field="texts",
+                metadata={"limit": str(limits.max_chars_per_request), "chars": str(total)},
             )
         if not request.target_language.strip():
-            raise InvalidArgument("target_language is required (e.g. 'en')")
+            raise InvalidArgument(
+                "target_language is required (e.g. 'en')",
+                reason="TARGET_LANGUAGE_MISSING",
+                field="target_language",
+            )
         if len(request.glossary) > limits.max_glossary_entries:
             raise InvalidArgument(
                 f"glossary: {len(request.glossary)} entries in one call; the limit is "
@@ -89,11 +115,15 @@ class TranslateInput:
         glossary = []
         for i, entry in enumerate(request.glossary):
             if not entry.source.strip():
-                raise InvalidArgument(f"glossary[{i}].source is empty")
+                raise InvalidArgument(
+                    f"glossary[{i}].source is empty",
+                    reason="GLOSSARY_ENTRY_INVALID",
+                    field=f"glossary[{i}].source",
+                )
             glossary.append((entry.source, entry.target))
         return cls(
             texts=texts,
-            target=normalize(request.target_language, "target_language"),
+            target=_language(request.target_language, "target_language"),
             source=_optional_language(request.source_language, "source_language"),
             model=request.model.strip() or None,
             mime_type=_mime_type(request.mime_type),
@@ -194,12 +224,23 @@ class SummarizeInput:
     def from_pb(cls, request: pb.SummarizeRequest, limits: ServerSettings) -> "SummarizeInput":
         text = _text(request.text, "text", limits)
         if request.length not in _LENGTHS:
-            raise InvalidArgument(f"length: {request.length} is not a SummaryLength value")
+            raise InvalidArgument(
+                f"length: {request.length} is not a SummaryLength value",
+                reason="LENGTH_INVALID",
+                field="length",
+            )
         if request.format not in _FORMATS:
-            raise InvalidArgument(f"format: {request.format} is not a SummaryFormat value")
+            raise InvalidArgument(
+                f"format: {request.format} is not a SummaryFormat value",
+                reason="FORMAT_INVALID",
+                field="format",
+            )
         if request.max_words > MAX_SUMMARY_WORDS:
             raise InvalidArgument(
-                f"max_words: {request.max_words} is over the limit of {MAX_SUMMARY_WORDS}"
+                f"max_words: {request.max_words} is over the limit of {MAX_SUMMARY_WORDS}",
+                reason="MAX_WORDS_TOO_LARGE",
+                field="max_words",
+                metadata={"limit": str(MAX_SUMMARY_WORDS)},
             )
         return cls(
             text=text,
@@ -244,5 +285,10 @@ def detect_input(request: pb.DetectLanguageRequest, limits: ServerSettings) -> t
     """Validated (text, max_results) of a DetectLanguage request."""
     text = _text(request.text, "text", limits)
     if request.max_results > 100:
-        raise InvalidArgument(f"max_results: {request.max_results} is over the limit of 100")
+        raise InvalidArgument(
+            f"max_results: {request.max_results} is over the limit of 100",
+            reason="MAX_RESULTS_TOO_LARGE",
+            field="max_results",
+            metadata={"limit": "100"},
+        )
     return text, request.max_results or 3

@@ -1,243 +1,148 @@
-"""Server interceptors. `ErrorInterceptor` is the one place domain errors become gRPC statuses.
+"""The call interceptor: the frame around every call of the Dragoman service.
 
-For every call of the Dragoman service it also: takes the request id from `x-request-id` metadata
-(else makes one) and sends it back as initial metadata; checks the API key and charges its quota
-(when an `Authenticator` is given; health and reflection stay open); counts the call in the
-metrics; and writes one access-log line (method, status, duration, request id).
+Each call, unary or streaming, goes through one `CallScope`:
+1. a `CallRecord` (access_log.py) takes the request id (`x-request-id`, returned in the
+   trailers), the peer and the start time;
+2. admission (admission.py): the API key, a concurrency slot, the message size;
+3. the request bytes are decoded here, after authentication (the handler is registered with no
+   deserializer), so undecodable bytes are an ordinary INVALID_ARGUMENT (REQUEST_UNDECODABLE),
+   counted and logged like any call, and cost an unauthenticated caller nothing but a refusal;
+4. the handler runs (the servicer validates, charges the quota, calls the data plane);
+5. on the way out, any domain error becomes its status with details (status.py); anything else
+   becomes INTERNAL (reason INTERNAL) and one log record with its traceback; the call is counted
+   in the metrics and written to the access log, once.
+
+Health checks and reflection are not intercepted: probes stay open and unlimited.
 """
 
 import asyncio
 import logging
-import re
-import time
-import uuid
 
 import grpc
-from google.protobuf import duration_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
-from .auth import Authenticator, key_label, request_chars
+from .access_log import CallRecord
+from .admission import Admission, caller_var
 from .errors import DragomanServerError
-from .logs import ACCESS_LOG, request_id_var
+from .request_ids import REQUEST_ID
+from .status import grpc_status_of, internal_error, undecodable_error
 
 log = logging.getLogger(__name__)
-access_log = logging.getLogger(ACCESS_LOG)
 
 SERVICE_PREFIX = "/dragoman.v1.Dragoman/"
-REQUEST_ID = "x-request-id"
-_SAFE_ID = re.compile(r"[^A-Za-z0-9._:/+=@-]")
 
 
-async def _abort(context: grpc.aio.ServicerContext, exc: DragomanServerError) -> None:
-    code = getattr(grpc.StatusCode, exc.status)
-    if exc.retry_after_s is None:
-        await context.abort(code, exc.message)
-    seconds = int(exc.retry_after_s)
-    retry = error_details_pb2.RetryInfo(
-        retry_delay=duration_pb2.Duration(
-            seconds=seconds, nanos=int((exc.retry_after_s - seconds) * 1e9)
-        )
-    )
-    status = status_pb2.Status(code=getattr(code_pb2, exc.status), message=exc.message)
-    status.details.add().Pack(retry)
-    converted = rpc_status.to_status(status)
-    request_id = request_id_var.get()
-    metadata = (
-        *(((REQUEST_ID, request_id),) if request_id else ()),
-        *converted.trailing_metadata,
-        ("retry-after", str(max(1, round(exc.retry_after_s)))),
-    )
-    await context.abort(converted.code, converted.details, metadata)
+class CallScope:
+    """`async with CallScope(...) as call:` around one call's handler; see the module docstring."""
 
-
-async def _internal(context: grpc.aio.ServicerContext, method: str, exc: Exception) -> None:
-    log.error("%s failed: %s: %s", method, type(exc).__name__, exc, exc_info=exc)
-    await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
-
-
-def request_id_of(metadata) -> str:
-    """The caller's `x-request-id` (cleaned, at most 128 characters), else a new one."""
-    for key, value in metadata or ():
-        if key == REQUEST_ID:
-            if isinstance(value, bytes):
-                value = value.decode("utf-8", "replace")
-            value = _SAFE_ID.sub("", value)[:128]
-            if value:
-                return value
-    return uuid.uuid4().hex
-
-
-class _Call:
-    """Bookkeeping of one call: request id, key, status, timing, metrics and the access log."""
-
-    __slots__ = (
-        "owner",
-        "method",
-        "context",
-        "request_id",
-        "key",
-        "code",
-        "started",
-        "token",
-        "peer",
-        "deadline",
-        "ended",
-    )
-
-    def __init__(self, owner: "ErrorInterceptor", method: str, context):
-        self.owner = owner
+    def __init__(self, interceptor: "CallInterceptor", method: str, deserialize, context):
+        self.admission = interceptor.admission
+        self.metrics = interceptor.metrics
         self.method = method
+        self.deserialize = deserialize
         self.context = context
-        self.request_id = request_id_of(context.invocation_metadata())
-        self.key: bytes | None = None
-        self.code = "UNKNOWN"
-        self.started = time.perf_counter()
-        # Read now: once a streaming call is over (its generator closed late by the garbage
-        # collector), the context's C call is gone and reading it can crash the process.
-        self.peer = context.peer()
-        remaining = context.time_remaining()
-        self.deadline = None if remaining is None else self.started + remaining
-        self.token = request_id_var.set(self.request_id)
-        self.ended = False
-        if owner.metrics:
-            owner.metrics.in_flight.inc()
+        self.record: CallRecord | None = None
+        self._holds_slot = False
+        self._caller_token = None
 
-    async def begin(self, request) -> None:
+    async def __aenter__(self) -> "CallScope":
+        self.record = CallRecord(self.method, self.context, self.metrics)
         # In trailers, not early headers: gRPC never retries a call once headers have arrived, so
         # early headers would stop clients retrying calls that a dying replica had accepted.
-        self.context.set_trailing_metadata(((REQUEST_ID, self.request_id),))
-        auth = self.owner.authenticator
-        if auth is not None:
-            self.key = auth.authenticate(self.context.invocation_metadata())
-            auth.charge(self.key, request_chars(request))
+        self.context.set_trailing_metadata(((REQUEST_ID, self.record.request_id),))
+        return self
 
-    def cancelled(self) -> None:
-        remaining = None if self.deadline is None else self.deadline - time.perf_counter()
-        self.code = (
-            "DEADLINE_EXCEEDED" if remaining is not None and remaining < 0.05 else "CANCELLED"
-        )
-
-    def aborted(self) -> None:
+    def admit(self, raw: bytes):
+        """Authenticate, take a concurrency slot, check the size, decode: the request, or raise."""
+        key = self.admission.authenticate(self.context.invocation_metadata())
+        self.record.key = key
+        self._caller_token = caller_var.set(key)
+        self.admission.concurrency.acquire()
+        self._holds_slot = True
+        self.admission.check_size(len(raw))
         try:
-            code = self.context.code()
-        except Exception:
-            code = None
-        if isinstance(code, grpc.StatusCode):
-            self.code = code.name
-        elif self.code == "UNKNOWN":
-            self.code = "ABORTED"
+            return self.deserialize(raw) if self.deserialize else raw
+        except Exception as exc:  # protobuf's DecodeError, or anything a deserializer raises
+            raise undecodable_error(exc, self.method) from None
 
-    def end(self) -> None:
-        """Count, time and log the call, once."""
-        if self.ended:
-            return
-        self.ended = True
-        seconds = time.perf_counter() - self.started
-        metrics = self.owner.metrics
-        if metrics:
-            metrics.in_flight.dec()
-            metrics.observe_call(self.method, self.code, seconds)
-        access_log.info(
-            "%s %s %.1fms",
-            self.method,
-            self.code,
-            seconds * 1000,
-            extra={
-                "request_id": self.request_id,
-                "method": self.method,
-                "status": self.code,
-                "duration_ms": round(seconds * 1000, 1),
-                "peer": self.peer,
-                "key": key_label(self.key),
-            },
-        )
+    def ok(self) -> None:
+        self.record.code = "OK"
 
-    def release(self) -> None:
-        """Forget the request id (after the status and its trailers went out)."""
+    def _end(self) -> None:
+        if self._holds_slot:
+            self._holds_slot = False
+            self.admission.concurrency.release()
+        self.record.end()
+
+    async def __aexit__(self, exc_type, exc, tb) -> bool:
         try:
-            request_id_var.reset(self.token)
-        except ValueError:  # ended in another context
-            pass
+            if exc is None:
+                return False
+            if isinstance(exc, DragomanServerError):
+                error = exc
+            elif isinstance(exc, asyncio.CancelledError | GeneratorExit):
+                self.record.cancelled()
+                return False
+            elif isinstance(exc, grpc.aio.AbortError):
+                self.record.aborted()
+                return False
+            elif isinstance(exc, Exception):
+                log.error("%s failed: %s: %s", self.method, type(exc).__name__, exc, exc_info=exc)
+                error = internal_error(exc)
+            else:
+                return False
+            self.record.failed(error.status, error.reason)
+            self._end()  # before the status goes out: metrics agree with what callers saw
+            status = grpc_status_of(error)
+            await self.context.abort(
+                status.code,
+                status.details,
+                ((REQUEST_ID, self.record.request_id), *status.trailing_metadata),
+            )
+        finally:
+            self._end()
+            self.record.release()
+            if self._caller_token is not None:
+                try:
+                    caller_var.reset(self._caller_token)
+                except ValueError:  # ended in another context
+                    pass
+        return False
 
 
-def _wrap(handler: grpc.RpcMethodHandler, method: str, owner: "ErrorInterceptor"):
+def _wrap(handler: grpc.RpcMethodHandler, method: str, interceptor: "CallInterceptor"):
+    deserialize = handler.request_deserializer
     if handler.unary_unary:
         inner = handler.unary_unary
 
-        async def unary_unary(request, context):
-            call = _Call(owner, method, context)
-            try:
-                await call.begin(request)
-                response = await inner(request, context)
-                call.code = "OK"
+        async def unary_unary(raw, context):
+            async with CallScope(interceptor, method, deserialize, context) as call:
+                response = await inner(call.admit(raw), context)
+                call.ok()
                 return response
-            except DragomanServerError as exc:
-                call.code = exc.status
-                call.end()  # before the status goes out: metrics agree with what callers saw
-                await _abort(context, exc)
-            except asyncio.CancelledError:
-                call.cancelled()
-                raise
-            except Exception as exc:
-                if isinstance(exc, grpc.aio.AbortError):
-                    call.aborted()
-                    raise
-                call.code = "INTERNAL"
-                call.end()
-                await _internal(context, method, exc)
-            finally:
-                call.end()
-                call.release()
 
         return grpc.unary_unary_rpc_method_handler(
-            unary_unary,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
+            unary_unary, response_serializer=handler.response_serializer
         )
     if handler.unary_stream:
         inner_stream = handler.unary_stream
 
-        async def unary_stream(request, context):
-            call = _Call(owner, method, context)
-            try:
-                await call.begin(request)
-                async for response in inner_stream(request, context):
+        async def unary_stream(raw, context):
+            async with CallScope(interceptor, method, deserialize, context) as call:
+                async for response in inner_stream(call.admit(raw), context):
                     yield response
-                call.code = "OK"
-            except DragomanServerError as exc:
-                call.code = exc.status
-                call.end()  # before the status goes out: metrics agree with what callers saw
-                await _abort(context, exc)
-            except (asyncio.CancelledError, GeneratorExit):
-                call.cancelled()
-                raise
-            except Exception as exc:
-                if isinstance(exc, grpc.aio.AbortError):
-                    call.aborted()
-                    raise
-                call.code = "INTERNAL"
-                call.end()
-                await _internal(context, method, exc)
-            finally:
-                call.end()
-                call.release()
+                call.ok()
 
         return grpc.unary_stream_rpc_method_handler(
-            unary_stream,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
+            unary_stream, response_serializer=handler.response_serializer
         )
-    return handler
+    return handler  # the service has no client-streaming methods
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Maps DragomanServerError to its status code (with RetryInfo when it has a retry delay);
-    anything else becomes INTERNAL, logged with its traceback. Also request ids, API keys and
-    quotas (`authenticator`), metrics (`metrics`) and the access log: see the module docstring."""
+class CallInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps every method of the Dragoman service in a `CallScope`."""
 
-    def __init__(self, authenticator: Authenticator | None = None, metrics=None):
-        self.authenticator = authenticator
+    def __init__(self, admission: Admission | None = None, metrics=None):
+        self.admission = admission or Admission()
         self.metrics = metrics
 
     async def intercept_service(self, continuation, handler_call_details):

@@ -12,7 +12,16 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 ACCESS_LOG = "dragoman_server.access"
-_FIELDS = ("request_id", "method", "status", "duration_ms", "peer", "key", "message_detail")
+_FIELDS = (
+    "request_id",
+    "method",
+    "status",
+    "reason",
+    "duration_ms",
+    "peer",
+    "key",
+    "message_detail",
+)
 
 
 class RequestIdFilter(logging.Filter):
@@ -37,7 +46,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         for key in _FIELDS:
-            if hasattr(record, key):
+            if getattr(record, key, None) is not None:
                 entry[key] = getattr(record, key)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
@@ -45,7 +54,9 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """`time LEVEL logger: message [request_id]`."""
+    """`time LEVEL logger: message [request_id]`; access lines are
+    `time INFO dragoman_server.access: METHOD STATUS 1.2ms peer=... request_id=... [reason=...] key=...`.
+    """
 
     def __init__(self):
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -53,7 +64,12 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
         rid = getattr(record, "request_id", None)
-        if rid and record.name != ACCESS_LOG:
+        if record.name == ACCESS_LOG:
+            for name in ("peer", "request_id", "reason", "key"):
+                value = getattr(record, name, None)
+                if value not in (None, "", "-"):
+                    text += f" {name}={value}"
+        elif rid:
             text += f" [{rid}]"
         return text
 

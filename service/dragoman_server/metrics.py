@@ -1,6 +1,7 @@
 """Prometheus metrics, one `CollectorRegistry` per server (several servers in one process are fine).
 
 Per call (from the call interceptor): `dragoman_requests_total{method,code}`,
+`dragoman_request_errors_total{method,code,reason}`,
 `dragoman_request_seconds{method}`, `dragoman_requests_in_flight`. Per batch (the batcher's
 observer): `dragoman_batch_size{model}`, `dragoman_batch_seconds{model}`. Read at scrape time from
 each model's batcher: queue depth, segments generated, dropped (abandoned before the model),
@@ -122,6 +123,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.errors = Counter(
+            "dragoman_request_errors",
+            "calls that failed, by method, status and stable reason (the ErrorInfo reason)",
+            ["method", "code", "reason"],
+            registry=r,
+        )
         self.in_flight = Gauge("dragoman_requests_in_flight", "calls being handled", registry=r)
         self.batch_size = Histogram(
             "dragoman_batch_size",
@@ -159,9 +166,13 @@ class Metrics:
         self.batch_seconds.labels(model).observe(seconds)
         self.queue_seen.labels(model).observe(queue_depth)
 
-    def observe_call(self, method: str, code: str, seconds: float) -> None:
+    def observe_call(
+        self, method: str, code: str, seconds: float, reason: str | None = None
+    ) -> None:
         short = method.rsplit("/", 1)[-1]
         self.requests.labels(short, code).inc()
+        if reason:
+            self.errors.labels(short, code, reason).inc()
         self.latency.labels(short).observe(seconds)
 
     def text(self) -> str:

@@ -68,20 +68,28 @@ class Router:
         if model:
             config = self.model(model)
             if config.task != "translation":
-                raise InvalidArgument(f"model: {model!r} is a {config.task} model, not translation")
+                raise InvalidArgument(
+                    f"model: {model!r} is a {config.task} model, not translation",
+                    reason="MODEL_TASK_MISMATCH",
+                    field="model",
+                )
             for s in fallbacks(source):
                 for t in fallbacks(target):
                     if (s, t) in config.pairs:
                         return [Hop(model, source, target)]
             raise InvalidArgument(
                 f"model: {model!r} does not translate {source}-{target}; it translates "
-                + ", ".join(f"{s}-{t}" for s, t in config.pairs)
+                + ", ".join(f"{s}-{t}" for s, t in config.pairs),
+                reason="PAIR_UNSUPPORTED",
+                field="model",
             )
         hops = self._find(source, target)
         if hops is None:
             raise InvalidArgument(
                 f"no model translates {source} to {target}; supported pairs: "
-                + (", ".join(self.supported_pairs()) or "none")
+                + (", ".join(self.supported_pairs()) or "none"),
+                reason="PAIR_UNSUPPORTED",
+                field="target_language",
             )
         return hops
 
@@ -94,7 +102,9 @@ class Router:
             config = self.model(model)
             if config.task != "summarization":
                 raise InvalidArgument(
-                    f"model: {model!r} is a {config.task} model, not summarization"
+                    f"model: {model!r} is a {config.task} model, not summarization",
+                    reason="MODEL_TASK_MISMATCH",
+                    field="model",
                 )
             return model
         for code in fallbacks(language):
@@ -110,5 +120,7 @@ class Router:
             return self.models[name]
         except KeyError:
             raise NotFound(
-                f"model: {name!r} is not configured; configured models: {', '.join(self.models)}"
+                f"model: {name!r} is not configured; configured models: {', '.join(self.models)}",
+                reason="MODEL_NOT_FOUND",
+                field="model",
             ) from None

@@ -14,14 +14,14 @@ from grpc_reflection.v1alpha import reflection
 from dragoman.v1 import dragoman_pb2, dragoman_pb2_grpc
 
 from . import detection
-from .auth import Authenticator
+from .admission import Admission
 from .dataplane import DataPlane
-from .errors import ConfigError
-from .interceptors import ErrorInterceptor
+from .interceptors import CallInterceptor
 from .metrics import Metrics
 from .registry import ModelRegistry
 from .servicer import DragomanServicer
 from .settings import Config
+from .tls import server_credentials
 
 log = logging.getLogger(__name__)
 
@@ -34,26 +34,32 @@ class DragomanServer:
     def __init__(self, config: Config, interceptors: Sequence[grpc.aio.ServerInterceptor] = ()):
         self.config = config
         settings = config.server
+        origin = getattr(config, "origin", lambda name: name)
+        # Files first (API keys, TLS): a bad one is a ConfigError before anything is built.
+        self.admission = Admission.from_config(config)
+        self._credentials = server_credentials(settings, origin)
         self.metrics = Metrics()
         self.registry = ModelRegistry(config, observer=self.metrics.observe_batch)
         self.metrics.watch(self.registry)
-        self.authenticator = Authenticator.from_settings(settings)
-        self._credentials = _server_credentials(settings)
         self.dataplane = DataPlane(config, self.registry)
         self.metrics.watch_dataplane(self.dataplane)
         self.health = health.aio.HealthServicer()
         max_bytes = settings.max_message_bytes
         self.server = grpc.aio.server(
-            interceptors=[*interceptors, ErrorInterceptor(self.authenticator, self.metrics)],
+            interceptors=[*interceptors, CallInterceptor(self.admission, self.metrics)],
             options=[
-                ("grpc.max_receive_message_length", max_bytes),
+                # The limit is the admission layer's (INVALID_ARGUMENT MESSAGE_TOO_LARGE, counted
+                # and logged); grpc's own, a bare RESOURCE_EXHAUSTED, is a backstop at twice it.
+                ("grpc.max_receive_message_length", min(2 * max_bytes, 2**31 - 1)),
                 ("grpc.max_send_message_length", max_bytes),
                 ("grpc.so_reuseport", 0),
             ],
-            maximum_concurrent_rpcs=settings.max_concurrent_requests or None,
+            # The limit itself is the admission layer's (a status with RetryInfo, counted and
+            # logged); grpc's own, which answers bare RESOURCE_EXHAUSTED, is only a backstop.
+            maximum_concurrent_rpcs=4 * settings.max_concurrent_requests + 64,
         )
         dragoman_pb2_grpc.add_DragomanServicer_to_server(
-            DragomanServicer(self.dataplane), self.server
+            DragomanServicer(self.dataplane, charge=self.admission.charge), self.server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
@@ -75,21 +81,27 @@ class DragomanServer:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         host = settings.host
         bind = f"[{host}]:{settings.port}" if ":" in host else f"{host}:{settings.port}"
-        if self._credentials is None:
-            self.port = self.server.add_insecure_port(bind)
-        else:
-            self.port = self.server.add_secure_port(bind, self._credentials)
+        try:
+            if self._credentials is None:
+                self.port = self.server.add_insecure_port(bind)
+            else:
+                self.port = self.server.add_secure_port(bind, self._credentials)
+        except RuntimeError:  # grpc: "Failed to bind to address ..." (in use, or no such host)
+            self.port = None
         if not self.port:
-            raise OSError(f"cannot listen on {bind}")
+            raise OSError(f"cannot listen on {bind}: the port is in use or the host is not local")
         await self.server.start()
         if settings.metrics_port:
             self.metrics.serve(host, settings.metrics_port)
+        auth = self.admission.authenticator
         log.info(
-            "listening on %s:%d (%s%s)",
+            "listening on %s:%d (%s; %s)",
             host,
             self.port,
             "mutual TLS" if settings.tls_client_ca else "TLS" if self._credentials else "plaintext",
-            ", API keys required" if self.authenticator else "",
+            f"authentication ON: {len(auth.hashes)} API key(s) accepted"
+            if auth
+            else "authentication OFF: no api_keys or api_keys_file, every caller is accepted",
         )
         self._loading = asyncio.create_task(self._load())
         return self.port
@@ -122,27 +134,6 @@ class DragomanServer:
 
     async def wait_for_termination(self) -> None:
         await self.server.wait_for_termination()
-
-
-def _read(setting: str, path: str) -> bytes:
-    try:
-        with open(path, "rb") as file:
-            return file.read()
-    except OSError as exc:
-        raise ConfigError(f"{setting}: cannot read {path!r}: {exc.strerror}") from None
-
-
-def _server_credentials(settings) -> grpc.ServerCredentials | None:
-    """TLS credentials from tls_cert/tls_key, requiring client certificates when tls_client_ca."""
-    if not (settings.tls_cert or settings.tls_key or settings.tls_client_ca):
-        return None
-    if not (settings.tls_cert and settings.tls_key):
-        raise ConfigError("TLS needs both tls_cert and tls_key (tls_client_ca alone is not enough)")
-    pair = (_read("tls_key", settings.tls_key), _read("tls_cert", settings.tls_cert))
-    ca = _read("tls_client_ca", settings.tls_client_ca) if settings.tls_client_ca else None
-    return grpc.ssl_server_credentials(
-        [pair], root_certificates=ca, require_client_auth=ca is not None
-    )
 
 
 def _set_threads(threads: int) -> None:

@@ -1,4 +1,10 @@
-"""The gRPC servicer: a thin adapter from protobuf to the data plane and back."""
+"""The gRPC servicer: a thin adapter from protobuf to the data plane and back.
+
+Each method validates its request (domain `from_pb`), charges the caller's quota (`charge`, the
+admission layer's: only valid requests cost anything), then calls the data plane.
+"""
+
+from collections.abc import Callable
 
 from dragoman.v1 import dragoman_pb2 as pb
 from dragoman.v1 import dragoman_pb2_grpc as pb_grpc
@@ -31,25 +37,32 @@ def model_info(entry: ModelEntry) -> pb.ModelInfo:
 class DragomanServicer(pb_grpc.DragomanServicer):
     """Implements dragoman.v1.Dragoman; domain errors are mapped by the error interceptor."""
 
-    def __init__(self, dataplane: DataPlane):
+    def __init__(self, dataplane: DataPlane, charge: Callable[[int], None] = lambda chars: None):
         self.dataplane = dataplane
         self.limits = dataplane.limits
+        self.charge = charge  # (input characters) -> None, or a quota error
 
     async def Translate(self, request, context):
-        results = await self.dataplane.translate(TranslateInput.from_pb(request, self.limits))
+        job = TranslateInput.from_pb(request, self.limits)
+        self.charge(sum(len(t) for t in job.texts))
+        results = await self.dataplane.translate(job)
         return pb.TranslateResponse(translations=[r.to_pb() for r in results])
 
     async def TranslateStream(self, request, context):
-        stream = self.dataplane.translate_stream(TranslateInput.from_pb(request, self.limits))
-        async for paragraph in stream:
+        job = TranslateInput.from_pb(request, self.limits)
+        self.charge(sum(len(t) for t in job.texts))
+        async for paragraph in self.dataplane.translate_stream(job):
             yield paragraph.to_pb()
 
     async def Summarize(self, request, context):
-        result = await self.dataplane.summarize(SummarizeInput.from_pb(request, self.limits))
+        job = SummarizeInput.from_pb(request, self.limits)
+        self.charge(len(job.text))
+        result = await self.dataplane.summarize(job)
         return result.to_pb()
 
     async def DetectLanguage(self, request, context):
         text, max_results = detect_input(request, self.limits)
+        self.charge(len(text))
         scores = await self.dataplane.detect(text, max_results)
         return pb.DetectLanguageResponse(
             languages=[
@@ -58,4 +71,5 @@ class DragomanServicer(pb_grpc.DragomanServicer):
         )
 
     async def ListModels(self, request, context):
+        self.charge(0)
         return pb.ListModelsResponse(models=[model_info(e) for e in self.dataplane.list_models()])

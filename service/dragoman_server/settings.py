@@ -5,28 +5,70 @@ Models are `[[models]]` tables in the file (see `ModelConfig`).
 """
 
 import argparse
+import difflib
+import math
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .auth import check_key
 from .errors import ConfigError, InvalidArgument
 from .languages import normalize, parse_pair
 
 ENV_PREFIX = "DRAGOMAN_"
 
 
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:[0-9]+)?)$")
+MAX_THREADS = 256  # torch and CTranslate2 pools; far more than any host has cores
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+
+
+def _device_problem(value: str) -> str | None:
+    return None if _DEVICE.match(value) else "cpu, cuda, cuda:N or auto"
+
+
+def _language_problem(value: str) -> str | None:
+    try:
+        normalize(value, "")
+    except InvalidArgument:
+        return "a language code such as 'en'"
+    return None
+
+
+def _host_problem(value: str) -> str | None:
+    return None if value and not any(c.isspace() for c in value) else "a host name or address"
+
+
+def _quota_problem(value: float) -> str | None:
+    return None if value == 0 or value >= 1 else "0 (unlimited) or a number >= 1"
+
+
 @dataclass(frozen=True)
 class Setting:
-    """One server setting: its `[server]` key, env var DRAGOMAN_<NAME> and flag --<name>."""
+    """One server setting: its `[server]` key, env var DRAGOMAN_<NAME> and flag --<name>.
+
+    Numbers must lie in `minimum`..`maximum` (by default >= 0: no setting takes a negative
+    value); strings may be limited to `choices` or checked by `check` (returns what is allowed,
+    or None when the value is fine). `fail_closed`: a value given explicitly but empty is an
+    error rather than "off" (an unfilled secret must not turn authentication or TLS off).
+    """
 
     name: str
     type: type
     default: Any
     help: str
+    minimum: float | None = 0
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    check: Callable[[Any], str | None] | None = None
+    fail_closed: bool = False
+    secret: bool = False
 
     @property
     def env(self) -> str:
@@ -36,54 +78,154 @@ class Setting:
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
+    def allowed(self) -> str:
+        """What values are allowed, in words."""
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        if self.type is bool:
+            return "true or false"
+        if self.type in (int, float):
+            kind = "an integer" if self.type is int else "a number"
+            if self.minimum is not None and self.maximum is not None:
+                return f"{kind} from {self.minimum:g} to {self.maximum:g}"
+            if self.minimum is not None:
+                return f"{kind} >= {self.minimum:g}"
+            return kind
+        if self.type is tuple:
+            return "a list of strings (comma-separated in env and flags)"
+        return "a string"
+
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("host", str, "127.0.0.1", "address to listen on (0.0.0.0 for all interfaces)"),
-    Setting("port", int, 50051, "gRPC port (0 picks a free one)"),
-    Setting("device", str, "auto", "cpu, cuda, cuda:N or auto (cuda when available)"),
-    Setting("threads", int, 0, "torch intra-op threads per model (0: one per core)"),
-    Setting("max_batch_size", int, 32, "segments per model batch"),
-    Setting("max_batch_tokens", int, 8192, "input tokens per model batch"),
-    Setting("max_queue_delay_ms", float, 5.0, "how long a batch waits to fill"),
-    Setting("max_queue_size", int, 4096, "segments waiting per model before RESOURCE_EXHAUSTED"),
-    Setting("max_texts_per_request", int, 128, "texts in one Translate call"),
-    Setting("max_chars_per_text", int, 100_000, "characters in one text"),
-    Setting("max_chars_per_request", int, 400_000, "characters in one call, all texts together"),
-    Setting("max_glossary_entries", int, 1000, "glossary entries in one Translate call"),
-    Setting("max_message_bytes", int, 8 * 1024 * 1024, "largest gRPC message received or sent"),
-    Setting("max_concurrent_requests", int, 256, "calls handled at once; more are refused"),
-    Setting("max_summary_rounds", int, 3, "rounds of summarising summaries for long inputs"),
-    Setting("pivot_language", str, "en", "language to pivot through when no direct model exists"),
-    Setting("grace_period_s", float, 30.0, "on SIGTERM, how long in-flight calls may finish"),
+    Setting(
+        "host",
+        str,
+        "127.0.0.1",
+        "address to listen on (0.0.0.0 for all interfaces)",
+        check=_host_problem,
+    ),
+    Setting("port", int, 50051, "gRPC port (0 picks a free one)", maximum=65535),
+    Setting(
+        "device",
+        str,
+        "auto",
+        "cpu, cuda, cuda:N or auto (cuda when available)",
+        check=_device_problem,
+    ),
+    Setting(
+        "threads",
+        int,
+        0,
+        f"torch intra-op threads per model (0: one per core; at most {MAX_THREADS})",
+        maximum=MAX_THREADS,
+    ),
+    Setting("max_batch_size", int, 32, "segments per model batch", minimum=1),
+    Setting("max_batch_tokens", int, 8192, "input tokens per model batch", minimum=1),
+    Setting("max_queue_delay_ms", float, 5.0, "how long a batch waits to fill", maximum=60_000),
+    Setting(
+        "max_queue_size",
+        int,
+        4096,
+        "segments waiting per model before RESOURCE_EXHAUSTED",
+        minimum=1,
+    ),
+    Setting("max_texts_per_request", int, 128, "texts in one Translate call", minimum=1),
+    Setting("max_chars_per_text", int, 100_000, "characters in one text", minimum=1),
+    Setting(
+        "max_chars_per_request",
+        int,
+        400_000,
+        "characters in one call, all texts together",
+        minimum=1,
+    ),
+    Setting("max_glossary_entries", int, 1000, "glossary entries in one Translate call", minimum=0),
+    Setting(
+        "max_message_bytes",
+        int,
+        8 * 1024 * 1024,
+        "largest gRPC message received or sent",
+        minimum=1024,
+        maximum=2**31 - 1,
+    ),
+    Setting(
+        "max_concurrent_requests",
+        int,
+        256,
+        "calls handled at once; more are refused (RESOURCE_EXHAUSTED, TOO_MANY_REQUESTS)",
+        minimum=1,
+        maximum=100_000,
+    ),
+    Setting(
+        "max_summary_rounds",
+        int,
+        3,
+        "rounds of summarising summaries for long inputs",
+        minimum=1,
+        maximum=20,
+    ),
+    Setting(
+        "pivot_language",
+        str,
+        "en",
+        "language to pivot through when no direct model exists",
+        check=_language_problem,
+    ),
+    Setting(
+        "grace_period_s",
+        float,
+        30.0,
+        "on SIGTERM, how long in-flight calls may finish",
+        maximum=86_400,
+    ),
     Setting("offline", bool, False, "load models from local directories and the HF cache only"),
     Setting("warmup", bool, True, "run one generation per model before reporting SERVING"),
-    Setting("metrics_port", int, 0, "Prometheus metrics HTTP port (0: off)"),
+    Setting("metrics_port", int, 0, "Prometheus metrics HTTP port (0: off)", maximum=65535),
     Setting(
         "api_keys",
         tuple,
         (),
-        "API keys accepted as 'authorization: Bearer KEY' (comma-separated; a list in TOML; empty: no auth)",
+        "API keys accepted as 'authorization: Bearer KEY' (comma-separated; a list in TOML; unset: no auth; set but empty: an error)",
+        fail_closed=True,
+        secret=True,
     ),
     Setting(
-        "api_keys_file", str, "", "file of SHA-256 hex hashes of accepted API keys, one per line"
+        "api_keys_file",
+        str,
+        "",
+        "file of SHA-256 hex hashes of accepted API keys, one per line (at least one)",
+        fail_closed=True,
     ),
-    Setting("quota_requests_per_minute", float, 0.0, "calls per minute per API key (0: unlimited)"),
+    Setting(
+        "quota_requests_per_minute",
+        float,
+        0.0,
+        "calls per minute per API key, per server process (0: unlimited)",
+        check=_quota_problem,
+    ),
     Setting(
         "quota_chars_per_minute",
         float,
         0.0,
-        "input characters per minute per API key (0: unlimited)",
+        "input characters per minute per API key, per server process (0: unlimited; a larger call is refused)",
+        check=_quota_problem,
     ),
-    Setting("tls_cert", str, "", "PEM server certificate chain file (with tls_key: serve TLS)"),
-    Setting("tls_key", str, "", "PEM server private key file"),
+    Setting(
+        "tls_cert",
+        str,
+        "",
+        "PEM server certificate chain file (with tls_key: serve TLS)",
+        fail_closed=True,
+    ),
+    Setting("tls_key", str, "", "PEM server private key file", fail_closed=True),
     Setting(
         "tls_client_ca",
         str,
         "",
         "PEM CA file: require client certificates signed by it (mutual TLS)",
+        fail_closed=True,
     ),
-    Setting("log_level", str, "info", "debug, info, warning or error"),
-    Setting("log_format", str, "text", "text or json"),
+    Setting("log_level", str, "info", "debug, info, warning or error", choices=LOG_LEVELS),
+    Setting("log_format", str, "text", "text or json", choices=LOG_FORMATS),
     Setting("cache_size", int, 10_000, "translation cache entries (segments); 0 turns it off"),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -99,33 +241,116 @@ def _server_settings_class():
 ServerSettings = _server_settings_class()
 
 
-def _coerce(setting: Setting, value: Any, origin: str) -> Any:
+def _did_you_mean(key: str, known) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(known)})"
+
+
+def _number(value: Any, kind: type, from_text: bool) -> Any:
+    """`value` as an int or float, or ValueError; no silent rounding, no NaN or infinity."""
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if from_text:
+        value = value.strip()
+        number = int(value) if kind is int else float(value)
+    elif kind is int:
+        if not isinstance(value, int):
+            raise ValueError(value)
+        number = value
+    else:
+        if not isinstance(value, int | float):
+            raise ValueError(value)
+        number = float(value)
+    if kind is float and not math.isfinite(number):
+        raise ValueError(value)
+    return number
+
+
+def _coerce(setting: Setting, value: Any, where: str) -> Any:
+    """The checked value of `setting`, given as `value` in `where` (a file, env var or flag):
+    ConfigError naming all three and what is allowed, never a silent change."""
+    from_text = isinstance(value, str) and where.startswith((ENV_PREFIX, "--"))
+    shown = "(hidden)" if setting.secret else repr(value)
+
+    def invalid(allowed: str | None = None) -> ConfigError:
+        return ConfigError(
+            f"{where}: {setting.name} = {shown} is invalid: "
+            f"{setting.name} must be {allowed or setting.allowed()}"
+        )
+
     try:
         if setting.type is bool:
             if isinstance(value, bool):
                 return value
-            text = str(value).strip().lower()
+            if not from_text:
+                raise ValueError(value)
+            text = value.strip().lower()
             if text in ("1", "true", "yes", "on"):
                 return True
             if text in ("0", "false", "no", "off"):
                 return False
             raise ValueError(value)
-        if setting.type in (int, float) and isinstance(value, bool):
-            raise ValueError(value)
+        if setting.type in (int, float):
+            number = _number(value, setting.type, from_text)
+            if (setting.minimum is not None and number < setting.minimum) or (
+                setting.maximum is not None and number > setting.maximum
+            ):
+                raise ValueError(value)
+            if setting.check and setting.check(number):
+                raise invalid(setting.check(number))
+            return number
         if setting.type is tuple:  # a TOML list, or comma-separated text from env/flags
-            items = value.split(",") if isinstance(value, str) else list(value)
+            if isinstance(value, str):
+                items = value.split(",")
+            elif isinstance(value, list | tuple):
+                items = value
+            else:
+                raise ValueError(value)
             if not all(isinstance(i, str) for i in items):
                 raise ValueError(value)
-            return tuple(i.strip() for i in items if i.strip())
-        return setting.type(value)
+            kept = tuple(i.strip() for i in items if i.strip())
+            if setting.fail_closed and not kept:
+                raise ConfigError(
+                    f"{where}: {setting.name} is set but holds no value; "
+                    f"remove it to turn {setting.name} off"
+                )
+            if setting.name == "api_keys":
+                for index, key in enumerate(kept):
+                    check_key(key, f"{where}: {setting.name}[{index}]")
+            return kept
+        if not isinstance(value, str):
+            raise ValueError(value)
+        text = value.strip() if from_text else value
+        if setting.fail_closed and not text.strip():
+            raise ConfigError(
+                f"{where}: {setting.name} is set but empty; remove it to turn {setting.name} off"
+            )
+        if setting.choices:
+            text = text.strip().lower()
+            if text not in setting.choices:
+                raise ValueError(value)
+        if setting.check and setting.check(text):
+            raise invalid(setting.check(text))
+        return text
     except (TypeError, ValueError):
-        raise ConfigError(
-            f"{origin}: {value!r} is not a valid {setting.type.__name__} for {setting.name}"
-        ) from None
+        raise invalid() from None
 
 
 TASKS = ("translation", "summarization")
 BACKENDS = ("torch", "ctranslate2")
+QUANTIZE = ("dynamic-int8",)
+COMPUTE_TYPES = (
+    "auto",
+    "default",
+    "int8",
+    "int8_float32",
+    "int8_float16",
+    "int8_bfloat16",
+    "int16",
+    "float16",
+    "bfloat16",
+    "float32",
+)
 
 
 @dataclass(frozen=True)
@@ -160,52 +385,141 @@ class ModelConfig:
 _MODEL_FIELDS = {f.name: f for f in fields(ModelConfig)}
 
 
-def _model_config(table: Mapping[str, Any], index: int, base_dir: Path | None) -> ModelConfig:
-    where = f"models[{index}]"
-    unknown = sorted(set(table) - set(_MODEL_FIELDS))
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key {unknown[0]!r} (known: {', '.join(_MODEL_FIELDS)})"
+@dataclass(frozen=True)
+class _Key:
+    """The type and range of one `[[models]]` key."""
+
+    kind: str  # "str" (non-empty), "text" (any string), "int", "float", "strings", "table"
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    check: Callable[[Any], str | None] | None = None
+
+    def allowed(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        if self.kind in ("int", "float"):
+            kind = "an integer" if self.kind == "int" else "a number"
+            if self.maximum is not None:
+                return f"{kind} from {self.minimum:g} to {self.maximum:g}"
+            return f"{kind} >= {self.minimum:g}" if self.minimum else f"{kind} > 0"
+        return {
+            "str": "a non-empty string",
+            "text": "a string (empty for none)",
+            "strings": "a non-empty list of strings",
+            "table": 'a table of strings to strings, e.g. { "pt-BR" = ">>pob<<" }',
+        }[self.kind]
+
+    def problem(self, value: Any) -> bool:
+        """True when `value` is not allowed."""
+        if self.kind == "text":
+            return not isinstance(value, str)
+        if self.kind == "str":
+            if not isinstance(value, str) or not value.strip():
+                return True
+            if self.choices and value not in self.choices:
+                return True
+            return bool(self.check and self.check(value))
+        if self.kind in ("int", "float"):
+            if isinstance(value, bool) or not isinstance(
+                value, int if self.kind == "int" else int | float
+            ):
+                return True
+            if self.kind == "float" and not math.isfinite(value):
+                return True
+            if self.minimum is None:
+                return value <= 0
+            return value < self.minimum or (self.maximum is not None and value > self.maximum)
+        if self.kind == "strings":
+            return (
+                not isinstance(value, list)
+                or not value
+                or not all(isinstance(v, str) and v.strip() for v in value)
+            )
+        return not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and k.strip() and isinstance(v, str) for k, v in value.items()
         )
+
+
+_MODEL_KEYS: dict[str, _Key] = {
+    "name": _Key("str"),
+    "task": _Key("str", choices=TASKS),
+    "source": _Key("str"),
+    "languages": _Key("strings"),
+    "backend": _Key("str", choices=BACKENDS),
+    "revision": _Key("str"),
+    "device": _Key("str", check=_device_problem),
+    "num_beams": _Key("int", minimum=1, maximum=64),
+    "max_new_tokens": _Key("int", minimum=1, maximum=65_536),
+    "no_repeat_ngram_size": _Key("int", minimum=0, maximum=64),
+    "repetition_penalty": _Key("float"),
+    "prefix": _Key("text"),  # "" turns the model's default task prefix off
+    "quantize": _Key("str", choices=QUANTIZE),
+    "compute_type": _Key("str", choices=COMPUTE_TYPES),
+    "inter_threads": _Key("int", minimum=1, maximum=MAX_THREADS),
+    "intra_threads": _Key("int", minimum=0, maximum=MAX_THREADS),
+    "language_codes": _Key("table"),
+    "glossary": _Key("table"),
+}
+assert set(_MODEL_KEYS) == set(_MODEL_FIELDS), "every ModelConfig field needs a _Key"
+
+
+def _model_config(
+    table: Any, index: int, base_dir: Path | None, origin: str = "config"
+) -> ModelConfig:
+    where = f"{origin}: models[{index}]"
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where} must be a table ([[models]])")
+    for key in table:
+        if key not in _MODEL_KEYS:
+            raise ConfigError(f"{where}: unknown key {key!r}{_did_you_mean(key, _MODEL_KEYS)}")
     for key in ("name", "task", "source", "languages"):
-        if not table.get(key):
+        if key not in table:
             raise ConfigError(f"{where}: {key!r} is required")
-    name = str(table["name"])
-    where = f"models[{index}] ({name})"
+    if isinstance(table["name"], str) and table["name"].strip():
+        where = f"{origin}: models[{index}] ({table['name']})"
+    for key, value in table.items():
+        if _MODEL_KEYS[key].problem(value):
+            raise ConfigError(
+                f"{where}: {key} = {value!r} is invalid: {key} must be {_MODEL_KEYS[key].allowed()}"
+            )
     values = dict(table)
-    if values["task"] not in TASKS:
-        raise ConfigError(f"{where}: task must be one of {TASKS}, not {values['task']!r}")
-    if values.get("backend", "torch") not in BACKENDS:
-        raise ConfigError(f"{where}: backend must be one of {BACKENDS}, not {values['backend']!r}")
-    languages = values["languages"]
-    if isinstance(languages, str) or not isinstance(languages, list):
-        raise ConfigError(f"{where}: languages must be a list such as ['pt-en'] or ['en']")
-    source = str(values["source"])
+    source = values["source"]
     if base_dir is not None and source.startswith(("./", "../")):
         source = str((base_dir / source).resolve())
     values["source"] = os.path.expanduser(source)
     try:
         if values["task"] == "translation":
-            pairs = [parse_pair(str(p), f"{where}.languages") for p in languages]
+            pairs = [parse_pair(p, f"{where}.languages") for p in values["languages"]]
             values["languages"] = tuple(
                 f"{s}-{t}" if "-" not in s + t else f"{s}:{t}" for s, t in pairs
             )
         else:
-            values["languages"] = tuple(normalize(str(c), f"{where}.languages") for c in languages)
+            values["languages"] = tuple(
+                normalize(c, f"{where}.languages") for c in values["languages"]
+            )
     except InvalidArgument as exc:
         raise ConfigError(str(exc)) from None
-    for key in ("language_codes", "glossary"):
-        if not isinstance(values.get(key, {}), Mapping):
-            raise ConfigError(f"{where}: {key} must be a table")
     return ModelConfig(**values)
 
 
 @dataclass(frozen=True)
 class Config:
-    """The whole configuration: server settings and models."""
+    """The whole configuration: server settings and models; `sources` says where each server
+    setting that is not a default came from (a file, env var or flag), for error messages."""
 
     server: ServerSettings
     models: tuple[ModelConfig, ...]
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def origin(self, name: str) -> str:
+        """`name` and where its value came from, e.g. `DRAGOMAN_TLS_CERT` or `x.toml [server] tls_cert`."""
+        where = self.sources.get(name)
+        if where is None:
+            return name
+        return (
+            where if where.startswith(ENV_PREFIX) or where.startswith("--") else (f"{where} {name}")
+        )
 
     @classmethod
     def from_dict(
@@ -218,24 +532,36 @@ class Config:
         origin: str = "config",
     ) -> "Config":
         """Build from a parsed TOML document, then apply env vars and explicit overrides."""
-        unknown = sorted(set(data) - {"server", "models"})
-        if unknown:
-            raise ConfigError(f"{origin}: unknown table {unknown[0]!r} (known: server, models)")
+        for key in data:
+            if key not in ("server", "models"):
+                raise ConfigError(
+                    f"{origin}: unknown table {key!r}{_did_you_mean(key, ('server', 'models'))}"
+                )
+        server_table = data.get("server", {})
+        if not isinstance(server_table, Mapping):
+            raise ConfigError(f"{origin}: server must be a table ([server]), not {server_table!r}")
         values: dict[str, Any] = {}
-        for key, value in dict(data.get("server", {})).items():
+        sources: dict[str, str] = {}
+        for key, value in server_table.items():
             if key not in _BY_NAME:
                 raise ConfigError(
-                    f"{origin}: unknown setting server.{key} (known: {', '.join(_BY_NAME)})"
+                    f"{origin}: unknown setting server.{key}{_did_you_mean(key, _BY_NAME)}"
                 )
             values[key] = _coerce(_BY_NAME[key], value, f"{origin} [server]")
+            sources[key] = f"{origin} [server]"
         for setting in SETTINGS:
             if env and setting.env in env:
                 values[setting.name] = _coerce(setting, env[setting.env], setting.env)
+                sources[setting.name] = setting.env
         for key, value in (overrides or {}).items():
             if value is not None:
                 values[key] = _coerce(_BY_NAME[key], value, _BY_NAME[key].flag)
+                sources[key] = _BY_NAME[key].flag
+        models_list = data.get("models", [])
+        if not isinstance(models_list, list):
+            raise ConfigError(f"{origin}: models must be an array of tables ([[models]])")
         models = tuple(
-            _model_config(table, i, base_dir) for i, table in enumerate(data.get("models", []))
+            _model_config(table, i, base_dir, origin) for i, table in enumerate(models_list)
         )
         if not models:
             raise ConfigError(f"{origin}: no [[models]] configured")
@@ -243,10 +569,7 @@ class Config:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ConfigError(f"{origin}: model name {duplicates[0]!r} is used twice")
-        server = ServerSettings(**values)
-        if server.log_format not in ("text", "json"):
-            raise ConfigError(f"log_format must be 'text' or 'json', not {server.log_format!r}")
-        return cls(server=server, models=models)
+        return cls(server=ServerSettings(**values), models=models, sources=sources)
 
 
 def default_config_text() -> str:
@@ -302,8 +625,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         kwargs: dict[str, Any] = {"dest": s.name, "default": None}
         if s.type is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
-        else:
-            kwargs["type"] = str if s.type is tuple else s.type
+        else:  # text: checked by _coerce, so a bad flag is one line like a bad file value
+            kwargs["type"] = str
             kwargs["metavar"] = "LIST" if s.type is tuple else s.type.__name__.upper()
         parser.add_argument(s.flag, help=f"{s.help} [{s.env}, default {s.default!r}]", **kwargs)
 
