@@ -49,8 +49,11 @@ from .errors import GRPC_CODE_OF_HTTP, error_response, generic_error_json
 log = logging.getLogger(__name__)
 
 CONTEXT_KEY = web.AppKey("dragoman_http_context", object)
-_CALL = "dragoman.call"
-_REQUEST_ID = "dragoman.request_id"
+# Typed request keys where aiohttp has them (3.13+); plain strings before.
+_RequestKey = getattr(web, "RequestKey", lambda name, _type: name)
+_CALL = _RequestKey("dragoman_call", object)
+_REQUEST_ID = _RequestKey("dragoman_request_id", str)
+_PREPARED = _RequestKey("dragoman_prepared", bool)
 
 ErrorRenderer = Callable[[DragomanServerError, str], web.StreamResponse]
 KeySource = Callable[[web.Request], Awaitable[str | None]]
@@ -290,7 +293,7 @@ async def dragoman_middleware(request: web.Request, handler):
             call.end()  # before the answer goes out: metrics agree with what callers saw
         else:
             call.end()
-    if request.get("dragoman.prepared"):  # the stream's headers are out: the error goes in it
+    if request.get(_PREPARED):  # the stream's headers are out: the error goes in it
         if call.stream_error is not None:
             try:
                 await call.stream_error(error)
@@ -320,6 +323,6 @@ async def on_response_prepare(request: web.Request, response: web.StreamResponse
     request_id = call.request_id if call is not None else request.get(_REQUEST_ID)
     if request_id:
         response.headers[REQUEST_ID] = request_id
-    request["dragoman.prepared"] = True
+    request[_PREPARED] = True
     if call is not None:
         call.stream_response = response
