@@ -518,6 +518,78 @@ def test_concurrency_limit_is_shared_with_grpc():
             connection.close()
 
 
+def test_request_form_reads_urlencoded_and_multipart_bodies_the_middleware_read():
+    """For the LibreTranslate face: forms from the body already read by the middleware."""
+    import asyncio
+
+    from aiohttp import web as aioweb
+
+    from dragoman_server.admission import Admission
+    from dragoman_server.http.app import HealthView, HttpContext
+    from dragoman_server.http.middleware import (
+        CONTEXT_KEY,
+        dragoman_middleware,
+        endpoint,
+        on_response_prepare,
+        request_form,
+    )
+    from dragoman_server.settings import ServerSettings
+
+    @endpoint(name="form")
+    async def echo(request):
+        form = await request_form(request)
+        return aioweb.json_response(
+            {k: v if isinstance(v, str) else f"<{len(v)} bytes>" for k, v in form.items()}
+        )
+
+    async def run():
+        app = aioweb.Application(middlewares=[dragoman_middleware])
+        app[CONTEXT_KEY] = HttpContext(
+            None, Admission(), None, ServerSettings(), HealthView(lambda: True, lambda: False, None)
+        )
+        app.on_response_prepare.append(on_response_prepare)
+        app.router.add_post("/form", echo)
+        runner = aioweb.AppRunner(app)
+        await runner.setup()
+        site = aioweb.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            return await asyncio.to_thread(_post_forms, port)
+        finally:
+            await runner.cleanup()
+
+    urlencoded, multipart = asyncio.run(run())
+    assert urlencoded == {"q": "Olá mundo & co", "source": "pt", "api_key": ""}
+    assert multipart == {"q": "Olá\r\nmundo", "target": "en", "file": "<5 bytes>"}
+
+
+def _post_forms(port):
+    import urllib.parse
+
+    form = urllib.parse.urlencode({"q": "Olá mundo & co", "source": "pt", "api_key": ""})
+    first = request(
+        port, "POST", "/form", form, {"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    boundary = "XyZ"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="q"\r\n\r\nOlá\r\nmundo\r\n',
+        f'--{boundary}\r\nContent-Disposition: form-data; name="target"\r\n\r\nen\r\n',
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n'
+        "Content-Type: text/plain\r\n\r\nhello\r\n",
+        f"--{boundary}--\r\n",
+    ]
+    second = request(
+        port,
+        "POST",
+        "/form",
+        "".join(parts),
+        {"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert first.status == 200 and second.status == 200, (first.body, second.body)
+    return first.json(), second.json()
+
+
 # -- TLS and shutdown -----------------------------------------------------------------------
 
 

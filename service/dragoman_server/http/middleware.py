@@ -31,13 +31,17 @@ stream by it, and still counted and logged with their code.
 from __future__ import annotations
 
 import asyncio
+import email.parser
+import email.policy
 import logging
 import math
 import re
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
+from multidict import MultiDict
 
 from ..access_log import CallRecord
 from ..admission import caller_var
@@ -197,6 +201,51 @@ def request_body(request: web.Request) -> bytes:
     """The request body as the middleware read it (size-checked); b"" when there is none."""
     call = request.get(_CALL)
     return call.body if call is not None else b""
+
+
+async def request_form(request: web.Request) -> MultiDict:
+    """The form fields of a `application/x-www-form-urlencoded` or `multipart/form-data` body,
+    from the body the middleware read (aiohttp's `request.post()` would read multipart from the
+    stream, which is consumed by then). Text fields are str; file parts are bytes. An empty
+    MultiDict for other content types. InvalidArgument for a form that cannot be parsed."""
+    body = request_body(request)
+    content_type = request.content_type
+    if content_type == "application/x-www-form-urlencoded":
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidArgument(
+                "the form body is not UTF-8", reason="REQUEST_UNDECODABLE"
+            ) from None
+        return MultiDict(urllib.parse.parse_qsl(text, keep_blank_values=True))
+    if content_type != "multipart/form-data":
+        return MultiDict()
+    # The standard library's MIME parser: multipart/form-data is MIME (RFC 7578).
+    head = f"Content-Type: {request.headers.get('Content-Type', '')}\r\n\r\n".encode("latin-1")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    if not message.is_multipart():
+        raise InvalidArgument(
+            "the multipart form body cannot be parsed", reason="REQUEST_UNDECODABLE"
+        )
+    fields = MultiDict()
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name is None:
+            continue
+        payload = part.get_payload(decode=True) or b""
+        if part.get_filename() is None:
+            charset = part.get_content_charset() or "utf-8"
+            try:
+                fields.add(name, payload.decode(charset))
+            except (UnicodeDecodeError, LookupError):
+                raise InvalidArgument(
+                    f"form field {name!r} is not {charset} text",
+                    reason="REQUEST_UNDECODABLE",
+                    field=name,
+                ) from None
+        else:
+            fields.add(name, payload)
+    return fields
 
 
 def _peer(peername) -> str:
