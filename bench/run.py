@@ -13,9 +13,9 @@ Measures (translation; summarisation gets a, b, c):
   d  b and c with the CTranslate2 backend (int8)
   e  gRPC overhead: p50 round trip of a one-word call to an echo engine vs the same in-process
   f  peak RSS of the server process and its growth over three rounds of c32
-  g  the HTTP/JSON face against gRPC, on one server with both: p50 of the same one-word call to an
-     echo engine, and 1/8/32 concurrent clients sending one sentence per call (POST /v1/translate
-     vs Translate), torch backend
+  g  (--http only) the HTTP/JSON face against gRPC, on one server with both: with the echo engine,
+     p50 of the same one-word call and calls/s at 1/8/32 clients; with the model (torch), 1/8/32
+     clients sending one sentence per call (POST /v1/translate vs Translate)
 Models are built here with random weights at real size (opus-mt-ROMANCE-en and distilbart-cnn-6-6
 dimensions) and generate exactly 32 tokens, so every run does the same work. Prints a table and
 writes bench/results/latest.json.
@@ -349,16 +349,21 @@ def load_http(url, texts, clients) -> dict:
 
 
 def http_face(marian: str, n: int, log) -> dict:
-    """g: the HTTP face against gRPC on the same server (echo p50; 1/8/32 clients)."""
+    """g: the HTTP face against gRPC on the same server: the echo engine (the faces alone: p50 of
+    a one-word call, and calls/s at 1/8/32 clients), then the model (1/8/32 clients)."""
     out: dict = {}
-    log("[g] HTTP vs gRPC echo p50")
+    log("[g] HTTP vs gRPC, echo engine")
     server = Server([model_entry("echo", "translation", "/bench-echo")], echo=True, http=True)
     try:
         words = [f"Olá{i}" for i in range(300)]
-        load(server.address, "translation", words[:50], 1)  # warm-up, both faces
-        load_http(server.http_url, [w + "w" for w in words[:50]], 1)
+        load(server.address, "translation", [w + "a" for w in words[:50]], 1)  # warm-up
+        load_http(server.http_url, [w + "b" for w in words[:50]], 1)
         grpc_p50 = load(server.address, "translation", [w + "g" for w in words], 1)["p50_ms"]
         http_p50 = load_http(server.http_url, [w + "h" for w in words], 1)["p50_ms"]
+        for clients in (1, 8, 32):
+            calls = [f"{w}{clients}" for w in words * 2]
+            out[f"echo_grpc_c{clients}"] = load(server.address, "translation", calls, clients)
+            out[f"echo_http_c{clients}"] = load_http(server.http_url, calls, clients)
     finally:
         server.stop()
     out["echo"] = {
@@ -366,12 +371,12 @@ def http_face(marian: str, n: int, log) -> dict:
         "http_p50_ms": http_p50,
         "overhead_ms": http_p50 - grpc_p50,
     }
-    log("[g] HTTP vs gRPC clients 1/8/32, torch")
+    log("[g] HTTP vs gRPC, model, torch")
     server = Server([model_entry("m", "translation", marian)], http=True)
     try:
-        load(server.address, "translation", sentences(n), 32)  # warm-up: every batch shape once
+        load(server.address, "translation", sentences(32), 32)  # warm-up: the batch shapes
         for clients in (1, 8, 32):
-            k = n // 4 if clients == 1 else 2 * n
+            k = n // 8 if clients == 1 else n
             out[f"grpc_c{clients}"] = load(server.address, "translation", sentences(k), clients)
             out[f"http_c{clients}"] = load_http(server.http_url, sentences(k), clients)
     finally:
@@ -381,13 +386,15 @@ def http_face(marian: str, n: int, log) -> dict:
 
 def report_http(g: dict) -> None:
     print(f"{'measurement':24} {'calls/s':>9} {'tok/s':>9} {'p50 ms':>9} {'p95 ms':>9}")
-    for clients in (1, 8, 32):
-        for face in ("grpc", "http"):
-            v = g[f"{face}_c{clients}"]
-            print(
-                f"{face + ' c' + str(clients):24} {v['calls_s']:9.1f} {v['tokens_s']:9.1f} "
-                f"{v['p50_ms']:9.1f} {v['p95_ms']:9.1f}"
-            )
+    for prefix, label in (("echo_", "echo "), ("", "model ")):
+        for clients in (1, 8, 32):
+            for face in ("grpc", "http"):
+                v = g[f"{prefix}{face}_c{clients}"]
+                name = f"{label}{face} c{clients}"
+                print(
+                    f"{name:24} {v['calls_s']:9.1f} {v['tokens_s']:9.1f} "
+                    f"{v['p50_ms']:9.1f} {v['p95_ms']:9.1f}"
+                )
     e = g["echo"]
     print(
         f"\necho round trip p50: gRPC {e['grpc_p50_ms']:.2f} ms, HTTP {e['http_p50_ms']:.2f} ms, "
