@@ -349,28 +349,39 @@ def load_http(url, texts, clients) -> dict:
 
 
 def http_face(marian: str, n: int, log) -> dict:
-    """g: the HTTP face against gRPC on the same server: the echo engine (the faces alone: p50 of
-    a one-word call, and calls/s at 1/8/32 clients), then the model (1/8/32 clients)."""
+    """g: the HTTP face against gRPC on the same server (`http_echo`, then `http_model`)."""
+    return {**http_echo(log), **http_model(marian, n, log)}
+
+
+def http_echo(log) -> dict:
+    """The faces alone, with the echo engine: p50 of a one-word call, calls/s at 1/8/32 clients.
+    Every text is unique (the translation cache would answer a repeated one)."""
     out: dict = {}
     log("[g] HTTP vs gRPC, echo engine")
     server = Server([model_entry("echo", "translation", "/bench-echo")], echo=True, http=True)
     try:
-        words = [f"Olá{i}" for i in range(300)]
-        load(server.address, "translation", [w + "a" for w in words[:50]], 1)  # warm-up
-        load_http(server.http_url, [w + "b" for w in words[:50]], 1)
-        grpc_p50 = load(server.address, "translation", [w + "g" for w in words], 1)["p50_ms"]
-        http_p50 = load_http(server.http_url, [w + "h" for w in words], 1)["p50_ms"]
+        load(server.address, "translation", [f"Olá{i}a" for i in range(50)], 1)  # warm-up
+        load_http(server.http_url, [f"Olá{i}b" for i in range(50)], 1)
+        grpc = load(server.address, "translation", [f"Olá{i}g" for i in range(300)], 1)
+        http = load_http(server.http_url, [f"Olá{i}h" for i in range(300)], 1)
         for clients in (1, 8, 32):
-            calls = [f"{w}{clients}" for w in words * 2]
-            out[f"echo_grpc_c{clients}"] = load(server.address, "translation", calls, clients)
-            out[f"echo_http_c{clients}"] = load_http(server.http_url, calls, clients)
+            texts = [f"Olá{i}g{clients}" for i in range(600)]
+            out[f"echo_grpc_c{clients}"] = load(server.address, "translation", texts, clients)
+            texts = [f"Olá{i}h{clients}" for i in range(600)]
+            out[f"echo_http_c{clients}"] = load_http(server.http_url, texts, clients)
     finally:
         server.stop()
     out["echo"] = {
-        "grpc_p50_ms": grpc_p50,
-        "http_p50_ms": http_p50,
-        "overhead_ms": http_p50 - grpc_p50,
+        "grpc_p50_ms": grpc["p50_ms"],
+        "http_p50_ms": http["p50_ms"],
+        "overhead_ms": http["p50_ms"] - grpc["p50_ms"],
     }
+    return out
+
+
+def http_model(marian: str, n: int, log) -> dict:
+    """1/8/32 clients sending one (unique) sentence per call to the model, torch, each face."""
+    out: dict = {}
     log("[g] HTTP vs gRPC, model, torch")
     server = Server([model_entry("m", "translation", marian)], http=True)
     try:

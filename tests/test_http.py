@@ -665,3 +665,89 @@ def test_http_port_in_use_is_a_clear_error_and_off_means_no_listener():
             BackgroundServer(config)
     with BackgroundServer(make_config([copy_model(MODEL, "pt-en")])) as running:
         assert running.http_port is None and running.server.http is None
+
+
+def _serve(tmp_path):
+    """`dragoman serve --http` in a subprocess; (process, grpc address, http port, log lines)."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from conftest import COPY_MODEL
+
+    config = tmp_path / "dragoman.toml"
+    config.write_text(
+        "[server]\nhost = '127.0.0.1'\nthreads = 2\nmax_batch_size = 2\n"
+        f"[[models]]\nname = '{MODEL}'\ntask = 'translation'\nsource = {json.dumps(str(COPY_MODEL))}\n"
+        "languages = ['pt-en']\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dragoman_server.cli", "serve", "--config", str(config)]
+        + ["--port", "0", "--http", "--http-port", "0", "--grace-period-s", "30"]
+        + ["--log-format", "json"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    lines: list[str] = []
+    port = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        match = re.search(r"HTTP on http://127\.0\.0\.1:(\d+)", line)
+        if match:
+            port = int(match.group(1))
+        if '"message": "serving"' in line:
+            break
+    assert port, "".join(lines)
+    threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True).start()
+    return process, port, lines
+
+
+def test_sigterm_lets_http_calls_finish_and_a_second_signal_cuts_them(tmp_path):
+    import signal
+
+    process, port, lines = _serve(tmp_path)
+    try:
+        body = {"texts": [article(10, "a saída")], "targetLanguage": "en", "sourceLanguage": "pt"}
+        replies: list = []
+
+        def call():
+            try:
+                replies.append(post(port, "/v1/translate", body, timeout=60))
+            except OSError as exc:  # cut by the second signal
+                replies.append(exc)
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        caller.join(60)
+        assert process.wait(60) == 0
+        [reply] = replies
+        assert not isinstance(reply, OSError), (reply, "".join(lines))
+        assert reply.status == 200 and reply.json()["translations"][0]["text"] == body["texts"][0]
+
+        # A second signal cancels what is left and exits at once.
+        process, port, lines = _serve(tmp_path)
+        replies.clear()
+        body = {"texts": [article(300, "a pressa")], "targetLanguage": "en", "sourceLanguage": "pt"}
+        caller = threading.Thread(target=call)
+        caller.start()
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+        caller.join(30)
+        assert time.monotonic() - started < 10
+        [cut] = replies
+        assert isinstance(cut, OSError) or cut.status != 200
+    finally:
+        if process.poll() is None:
+            process.kill()

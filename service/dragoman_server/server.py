@@ -200,7 +200,7 @@ async def serve(config: Config) -> int:
         log.warning("second signal: cancelling in-flight calls")
         asyncio.ensure_future(server.server.stop(0))
         if server.http is not None:
-            asyncio.ensure_future(server.http.stop(0))
+            server.http.abort()
 
     for sig in signals:
         loop.add_signal_handler(sig, again)

@@ -137,6 +137,12 @@ class HttpServer:
         log.info("HTTP on %s://%s:%d", self.scheme, self.host, self.port)
         return self.port
 
+    def abort(self) -> None:
+        """Close every connection now: their handlers are cancelled (a second SIGTERM)."""
+        server = self.runner.server
+        for connection in list(server.connections if server is not None else ()):
+            connection.force_close()
+
     async def stop(self, grace: float) -> None:
         """Refuse new connections; let in-flight requests finish within `grace` seconds."""
         # aiohttp takes the timeout at construction only; this stop() call's grace wins.

@@ -304,14 +304,17 @@ async def dragoman_middleware(request: web.Request, handler):
     request[_CALL] = call
     render = declared.render_error or error_response
     error: DragomanServerError | None = None
+    deadline = asyncio.timeout(deadline_s)
     try:
         try:
-            async with asyncio.timeout(deadline_s):
+            async with deadline:
                 if bad_deadline is not None:
                     raise bad_deadline
                 await call.admit()
                 response = await handler(request)
         except TimeoutError:
+            if not deadline.expired():  # a TimeoutError of the handler's own: a failure
+                raise
             raise DeadlineExceeded(
                 f"the call's deadline ({deadline_s:g}s) passed before it finished",
                 reason="DEADLINE_EXCEEDED",
@@ -339,9 +342,7 @@ async def dragoman_middleware(request: web.Request, handler):
     finally:
         if error is not None:
             call.fail(error)
-            call.end()  # before the answer goes out: metrics agree with what callers saw
-        else:
-            call.end()
+        call.end()  # before the answer goes out: metrics agree with what callers saw
     if request.get(_PREPARED):  # the stream's headers are out: the error goes in it
         if call.stream_error is not None:
             try:
