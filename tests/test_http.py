@@ -383,6 +383,35 @@ def test_deadline_header_abandons_the_work(web):
     assert bad.status == 400 and bad.detail("ErrorInfo")["reason"] == "DEADLINE_MALFORMED"
 
 
+@pytest.mark.parametrize("accept", ["application/x-ndjson", "text/event-stream"])
+def test_a_deadline_during_a_stream_ends_it_with_an_error_item(web, accept):
+    """The headers (200) are out when the deadline passes: the error is the stream's last item."""
+    topic = "um fim abrupto " + accept.split("/")[1]
+    body = {"texts": [article(300, topic)], "targetLanguage": "en", "sourceLanguage": "pt"}
+    reply = post(
+        web.http_port, "/v1/translate:stream", body, Accept=accept, **{"grpc-timeout": "3S"}
+    )
+    assert reply.status == 200
+    text = reply.body.decode("utf-8")
+    if accept == "text/event-stream":
+        events = text.split("\n\n")[:-1]
+        *items, last = events
+        assert last.startswith("event: error\ndata: ")
+        error = json.loads(last.split("data: ", 1)[1])["error"]
+        items = [json.loads(e.removeprefix("data: ")) for e in items]
+    else:
+        *items, error = [json.loads(line) for line in text.splitlines()]
+        error = error["error"]
+    assert items and items[0]["text"].startswith("Parágrafo 0")
+    assert not items[-1]["last"]
+    assert error["code"] == 504 and error["status"] == "DEADLINE_EXCEEDED"
+    metrics = web.server.metrics.text()
+    assert (
+        'dragoman_requests_total{code="DEADLINE_EXCEEDED",method="POST /v1/translate:stream"}'
+        in metrics
+    )
+
+
 def test_a_client_that_disconnects_cancels_its_work(web):
     batcher = _batcher(web)
     before = batcher.stats.dropped
