@@ -222,7 +222,9 @@ def test_stream_as_ndjson_concatenates_to_the_article(web):
 
 
 def test_stream_as_server_sent_events(web):
-    body = {"texts": [ARTICLE], "targetLanguage": "en", "sourceLanguage": "pt"}
+    # A text that looks like SSE framing and ndjson items stays inside its JSON strings.
+    tricky = 'Linha um.\n\nevent: error\ndata: {"error": 1}\n\n{"textIndex": 9}\r\n\nFim.'
+    body = {"texts": [ARTICLE, tricky], "targetLanguage": "en", "sourceLanguage": "pt"}
     reply = post(web.http_port, "/v1/translate:stream", body, Accept="text/event-stream")
     assert reply.status == 200
     assert reply.headers["Content-Type"] == "text/event-stream"
@@ -230,7 +232,8 @@ def test_stream_as_server_sent_events(web):
     assert events[-1] == ""
     data = [json.loads(e.removeprefix("data: ")) for e in events[:-1]]
     assert all(e.startswith("data: {") for e in events[:-1])
-    assert "".join(d["text"] for d in data) == ARTICLE
+    for index, text in enumerate((ARTICLE, tricky)):
+        assert "".join(d["text"] for d in data if d["textIndex"] == index) == text
 
 
 def test_detect_and_models(web):
