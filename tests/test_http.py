@@ -658,6 +658,32 @@ def test_https_with_the_same_certificate(tmp_path):
             request(running.http_port, "GET", "/healthz", context=ssl.create_default_context())
 
 
+def test_https_with_client_certificates_when_tls_client_ca(tmp_path):
+    from test_auth_tls import _certificates
+
+    certs = _certificates(tmp_path)
+    key, cert = certs["server"]
+    config = make_config(
+        [copy_model(MODEL, "pt-en")],
+        http=True,
+        http_port=0,
+        tls_cert=str(cert),
+        tls_key=str(key),
+        tls_client_ca=str(certs["ca"]),
+    )
+    with BackgroundServer(config) as running:
+        with_cert = ssl.create_default_context(cafile=str(certs["ca"]))
+        client_key, client_cert = certs["client"]
+        with_cert.load_cert_chain(str(client_cert), str(client_key))
+        assert request(running.http_port, "GET", "/v1/models", context=with_cert).status == 200
+        stranger = ssl.create_default_context(cafile=str(certs["ca"]))
+        stranger_key, stranger_cert = certs["stranger"]
+        stranger.load_cert_chain(str(stranger_cert), str(stranger_key))
+        for refused in (ssl.create_default_context(cafile=str(certs["ca"])), stranger):
+            with pytest.raises((ssl.SSLError, ConnectionError)):
+                request(running.http_port, "GET", "/v1/models", context=refused)
+
+
 def test_graceful_shutdown_lets_the_call_in_flight_finish():
     config = make_config([copy_model(MODEL, "pt-en")], http=True, http_port=0, max_batch_size=2)
     running = BackgroundServer(config)
