@@ -114,6 +114,9 @@ def test_every_rpc_has_an_http_rule_and_openapi_matches_the_mounted_routes(web):
     assert served.status == 200
     document = served.json()
     assert document == openapi_document()
+    from openapi_spec_validator import validate
+
+    validate(document)  # a valid OpenAPI 3.0 document (raises otherwise)
     documented = {(verb.upper(), path) for path, ops in document["paths"].items() for verb in ops}
     # Every documented operation is mounted, and every transcoded RPC is documented.
     assert documented <= mounted
