@@ -91,6 +91,16 @@ def _batcher(server):
     return server.server.registry.entries[MODEL].batcher
 
 
+def _settled(server, seconds: float = 10) -> bool:
+    """Wait until the model's queue is empty (abandoned segments are dropped as the batcher
+    reaches them); True when it is."""
+    batcher = _batcher(server)
+    deadline = time.monotonic() + seconds
+    while batcher.queue_depth and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return batcher.queue_depth == 0
+
+
 # -- routes and the OpenAPI document --------------------------------------------------------
 
 
@@ -371,6 +381,7 @@ def article(paragraphs: int, topic: str) -> str:
 
 def test_deadline_header_abandons_the_work(web):
     batcher = _batcher(web)
+    assert _settled(web)
     before = batcher.stats.dropped
     body = {
         "texts": [article(300, "um prazo curto")],
@@ -384,7 +395,7 @@ def test_deadline_header_abandons_the_work(web):
     assert reply.error()["status"] == "DEADLINE_EXCEEDED"
     time.sleep(0.3)
     assert batcher.stats.dropped - before > 100, batcher.stats
-    assert batcher.queue_depth == 0
+    assert _settled(web)
     bad = post(web.http_port, "/v1/translate", body, **{"X-Server-Timeout": "soon"})
     assert bad.status == 400 and bad.detail("ErrorInfo")["reason"] == "DEADLINE_MALFORMED"
 
@@ -411,6 +422,7 @@ def test_a_deadline_during_a_stream_ends_it_with_an_error_item(web, accept):
     assert items and items[0]["text"].startswith("Parágrafo 0")
     assert not items[-1]["last"]
     assert error["code"] == 504 and error["status"] == "DEADLINE_EXCEEDED"
+    assert _settled(web), "the abandoned stream's segments are still queued"
     metrics = web.server.metrics.text()
     assert (
         'dragoman_requests_total{code="DEADLINE_EXCEEDED",method="POST /v1/translate:stream"}'
@@ -420,6 +432,7 @@ def test_a_deadline_during_a_stream_ends_it_with_an_error_item(web, accept):
 
 def test_a_client_that_disconnects_cancels_its_work(web):
     batcher = _batcher(web)
+    assert _settled(web)  # no other test's segments still being dropped
     before = batcher.stats.dropped
     body = json.dumps(
         {"texts": [article(200, "um novo plano")], "targetLanguage": "en", "sourceLanguage": "pt"}
@@ -436,8 +449,10 @@ def test_a_client_that_disconnects_cancels_its_work(web):
         time.sleep(0.1)
     assert batcher.stats.dropped - before > 150, batcher.stats
     # ... and the call is counted as cancelled (499), not as an error of ours.
-    metrics = web.server.metrics.text()
-    assert 'dragoman_requests_total{code="CANCELLED",method="POST /v1/translate:stream"}' in metrics
+    cancelled = 'dragoman_requests_total{code="CANCELLED",method="POST /v1/translate:stream"}'
+    while cancelled not in web.server.metrics.text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert cancelled in web.server.metrics.text()
     reply = post(
         web.http_port,
         "/v1/translate",
@@ -450,6 +465,7 @@ def test_a_unary_caller_that_disconnects_cancels_its_work(web):
     """No write would fail here (nothing is written before the end): only the runner's
     handler cancellation stops the work."""
     batcher = _batcher(web)
+    assert _settled(web)  # no other test's segments still being dropped
     before = batcher.stats.dropped
     body = json.dumps(
         {"texts": [article(200, "uma chamada")], "targetLanguage": "en", "sourceLanguage": "pt"}
@@ -463,7 +479,7 @@ def test_a_unary_caller_that_disconnects_cancels_its_work(web):
     while batcher.stats.dropped - before < 150 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert batcher.stats.dropped - before > 150, batcher.stats
-    assert batcher.queue_depth == 0
+    assert _settled(web)
 
 
 # -- admission: keys, quotas, concurrency ---------------------------------------------------
