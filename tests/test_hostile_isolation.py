@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 import dragoman
 from conftest import copy_model, make_config, needs_copy_model
 from dragoman.aio import AsyncClient
+from dragoman_server.dataplane import _ends_in_a_status
 from dragoman_server.errors import FailedPrecondition, Internal, Unavailable
 from dragoman_server.registry import ModelRegistry, ModelState
 from dragoman_server.server import BackgroundServer
@@ -83,6 +84,24 @@ def test_poison_caller_fails_alone_and_no_innocent_call_fails():
     for error in poison_answers:
         assert error.code == grpc.StatusCode.INVALID_ARGUMENT
         assert "texts[1]" in error.message and "64 tokens" in error.message
+
+
+def test_unsplittable_input_is_refused_by_every_call_that_takes_text(server):
+    with dragoman.Client(server.address, timeout=60, retries=0) as c:
+        for call, field in (
+            (lambda: c.summarize(f"Um texto. {POISON}", source="pt"), "text:"),
+            (lambda: c.translate(f"Olá. {POISON}", to="de", source="pt"), "texts[0]:"),  # pivot
+            (
+                lambda: c.translate(
+                    f"<p>Olá, <b>{POISON}</b></p>", to="en", source="pt", mime_type="text/html"
+                ),
+                "texts[0]:",
+            ),
+        ):
+            with pytest.raises(dragoman.DragomanError) as excinfo:
+                call()
+            assert excinfo.value.code == grpc.StatusCode.INVALID_ARGUMENT, excinfo.value
+            assert field in excinfo.value.message and "tokens" in excinfo.value.message
 
 
 def test_text_with_more_segments_than_the_queue_holds_is_invalid_not_retry_later():
@@ -259,6 +278,25 @@ def test_join_and_cancel_race_leaves_no_call_without_a_status():
     assert not outcome["errors"], outcome["errors"][:3]
     assert outcome["ok"] == outcome["keepers"]
     assert left == 0
+
+
+def test_a_cancellation_that_is_not_the_calls_own_becomes_an_error():
+    """A CancelledError that reaches a handler whose own task was not cancelled would end the
+    handler without a status; the data plane turns it into an error."""
+
+    async def cancelled_elsewhere() -> None:
+        raise asyncio.CancelledError
+
+    async def main():
+        with pytest.raises(Internal):
+            await _ends_in_a_status(cancelled_elsewhere())
+        task = asyncio.create_task(_ends_in_a_status(asyncio.sleep(10)))
+        await asyncio.sleep(0)
+        task.cancel()  # the call's own cancellation still propagates as one
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
 
 
 # -- 3. nothing CPU-bound on the event loop ------------------------------------------------------
