@@ -103,19 +103,19 @@ class Batcher:
     ) -> list[asyncio.Future]:
         """Queue segments; returns one future per segment. Call from the event loop."""
         loop = asyncio.get_running_loop()
-        items = [
-            _Item(t, n, params, loop.create_future(), loop)
-            for t, n in zip(texts, token_counts, strict=True)
-        ]
-        if len(items) > self.max_queue_size:
+        if len(texts) > self.max_queue_size:
             # Waiting cannot make room for these: the data plane refuses them earlier, naming the
             # field; this is the last line for any other caller.
             raise InvalidArgument(
-                f"{len(items)} segments are more than model {self.engine.name!r}'s queue holds "
+                f"{len(texts)} segments are more than model {self.engine.name!r}'s queue holds "
                 f"({self.max_queue_size})",
                 reason="TEXT_TOO_MANY_SEGMENTS",
                 metadata={"limit": str(self.max_queue_size), "model": self.engine.name},
             )
+        items = [
+            _Item(t, n, params, loop.create_future(), loop)
+            for t, n in zip(texts, token_counts, strict=True)
+        ]
         with self._cond:
             if not self._running:
                 raise _shutting_down(self.engine.name)
