@@ -23,8 +23,6 @@ from dragoman_server.registry import ModelRegistry, ModelState
 from dragoman_server.server import BackgroundServer
 from dragoman_server.singleflight import SingleFlight
 
-pytestmark = needs_copy_model
-
 # One grapheme: a letter and 600 combining acute accents. No split point inside it, and far
 # more tokens than the copy model's window of 64.
 POISON = "a" + "\u0301" * 600
@@ -33,6 +31,7 @@ POISON = "a" + "\u0301" * 600
 # -- 1. batch isolation --------------------------------------------------------------------------
 
 
+@needs_copy_model
 def test_poison_caller_fails_alone_and_no_innocent_call_fails():
     config = make_config(
         [copy_model("copy-pt-en", "pt-en")], max_batch_size=16, max_queue_delay_ms=10
@@ -87,6 +86,7 @@ def test_poison_caller_fails_alone_and_no_innocent_call_fails():
         assert "texts[1]" in error.message and "64 tokens" in error.message
 
 
+@needs_copy_model
 def test_unsplittable_input_is_refused_by_every_call_that_takes_text(server):
     with dragoman.Client(server.address, timeout=60, retries=0) as c:
         for call, field in (
@@ -105,6 +105,7 @@ def test_unsplittable_input_is_refused_by_every_call_that_takes_text(server):
             assert field in excinfo.value.message and "tokens" in excinfo.value.message
 
 
+@needs_copy_model
 def test_text_with_more_segments_than_the_queue_holds_is_invalid_not_retry_later():
     config = make_config([copy_model("copy-pt-en", "pt-en")], max_queue_size=8, warmup=False)
     six = " ".join(f"O dia {k} foi bom." for k in range(6))
@@ -123,7 +124,7 @@ def test_text_with_more_segments_than_the_queue_holds_is_invalid_not_retry_later
         assert [r.text for r in c.translate([six, six], to="en", source="pt")] == [six, six]
 
 
-def test_model_states_have_their_own_codes_and_reasons(tmp_path):
+def test_model_states_have_their_own_codes_and_reasons():
     config = make_config([copy_model("copy-pt-en", "pt-en")])
     registry = ModelRegistry(config)
     with pytest.raises(Unavailable) as loading:
@@ -201,6 +202,7 @@ def test_work_cancelled_from_outside_answers_its_holders_with_an_error():
     asyncio.run(main())
 
 
+@needs_copy_model
 def test_join_and_cancel_race_leaves_no_call_without_a_status():
     """Thousands of calls for the same few segments (cache off, so every call generates or joins
     a run), half of them cancelled or cut by a short deadline at random moments. The others must
@@ -334,6 +336,7 @@ print(f"{worst[True] * 1000:.1f} {worst[False] * 1000:.1f} {polls}", flush=True)
 """
 
 
+@needs_copy_model
 def test_health_answers_quickly_while_the_heaviest_legal_requests_run():
     """A 5,000-term glossary over a 100,000-character text, and a large HTML page with thousands
     of unmatched end tags, are processed while a probe in another process polls health: the
