@@ -30,6 +30,7 @@ ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_PROGRESS_BAR=off \
     PATH=/opt/venv/bin:$PATH
 
 # torch first, from its own index, so that dragoman's `torch>=` requirement is already met.
@@ -59,8 +60,9 @@ RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 # models: MODELS_CONFIG's Hub models in a Hugging Face cache. The only stage that may use the Hub.
 FROM deps AS models
 
-# A TOML config inside the build context (e.g. deploy/models.toml): it becomes the image's
-# config and its models are downloaded into the image. Empty: the built-in config, no models.
+# A TOML config in deploy/ (e.g. deploy/models.toml; .dockerignore lets no other directory's
+# in): it becomes the image's config and its models are downloaded into the image. Empty: the
+# built-in config, no models.
 ARG MODELS_CONFIG=""
 
 ENV HF_HOME=/models

@@ -89,7 +89,8 @@ export DOCKER
 if ! bounded 30 "$DOCKER" info >/dev/null 2>&1; then
     log "starting dockerd"
     mkdir -p "$CACHE"
-    nohup dockerd --bridge=none --iptables=false >>"$CACHE/dockerd.log" 2>&1 &
+    # Its own session: it outlives this script (the next run finds it, with its build cache).
+    setsid nohup dockerd --bridge=none --iptables=false >>"$CACHE/dockerd.log" 2>&1 </dev/null &
     deadline=$(($(date +%s) + 90))
     until bounded 10 "$DOCKER" info >/dev/null 2>&1; do
         [ "$(date +%s)" -lt "$deadline" ] || die "dockerd did not come up (see $CACHE/dockerd.log)"
@@ -173,7 +174,12 @@ if [ -z "${TORCH_INDEX_URL:-}" ]; then
         "$PYTHON" tests/container/simple_index.py "$index.partial"
         mv "$index.partial" "$index"
     fi
-    port=$(free_port)
+    # A fixed port: the index URL is a build argument, so a new port would rebuild the deps.
+    port=${DRAGOMAN_CI_INDEX_PORT:-38517}
+    if ! "$PYTHON" -c "import socket; socket.socket().bind(('127.0.0.1', $port))" 2>/dev/null; then
+        port=$(free_port)
+        log "port ${DRAGOMAN_CI_INDEX_PORT:-38517} is taken: index on $port (the deps layer rebuilds)"
+    fi
     "$PYTHON" -m http.server --bind 127.0.0.1 --directory "$index" "$port" \
         >"$WORK/index.log" 2>&1 &
     INDEX_PID=$!
@@ -188,14 +194,20 @@ log "torch index: $TORCH_INDEX_URL"
 
 # --- build ------------------------------------------------------------------------------------
 build() { # build LOG ARGS...
-    local logfile=$1
+    local logfile=$1 attempt
     shift
-    DOCKER_BUILDKIT=1 bounded 3000 "$DOCKER" build --network host --progress=plain \
-        --build-arg PYTHON_IMAGE="$build_base" --build-arg TORCH_INDEX_URL="$TORCH_INDEX_URL" \
-        "$@" >"$logfile" 2>&1 || {
+    # A second attempt (from the layers the first one cached) rides out a transient failure of
+    # the shared build host, e.g. "can't start new thread"; a real error fails twice.
+    for attempt in 1 2; do
+        if DOCKER_BUILDKIT=1 bounded 3000 "$DOCKER" build --network host --progress=plain \
+            --build-arg PYTHON_IMAGE="$build_base" --build-arg TORCH_INDEX_URL="$TORCH_INDEX_URL" \
+            "$@" >"$logfile" 2>&1; then
+            return 0
+        fi
         tail -40 "$logfile" >&2
-        die "docker build $* failed (log above)"
-    }
+        log "docker build $* failed (attempt $attempt, log above)"
+    done
+    die "docker build $* failed twice"
 }
 build_started=$(date +%s)
 build "$WORK/build.log" -t "$IMAGE" .
@@ -209,14 +221,14 @@ pull_step_cached() { # LOG: the models stage's pull step came from the cache
     step=$(grep -oE '^#[0-9]+ \[models +[0-9]+/[0-9]+\] RUN mkdir -p /models' "$1" | head -1 | cut -d' ' -f1)
     [ -n "$step" ] && grep -qx "$step CACHED" "$1"
 }
-build "$WORK/models.log" --target models --build-arg MODELS_CONFIG=tests/container/models.toml .
+build "$WORK/models.log" --target models -t dragoman-ci/models:check --build-arg MODELS_CONFIG=tests/container/models.toml .
 grep -q "copy-pt-en: local directory /opt/models/copy-pt-en, nothing to pull" "$WORK/models.log" \
     || pull_step_cached "$WORK/models.log" || die "the models stage did not run the pull module"
 mkdir -p "$WORK/context/tests/container"
 cp -r Dockerfile .dockerignore pyproject.toml README.md client service "$WORK/context/"
 cp tests/container/models.toml "$WORK/context/tests/container/"
 printf '\n# a code change\n' >>"$WORK/context/service/dragoman_server/server.py"
-build "$WORK/models-again.log" --target models \
+build "$WORK/models-again.log" --target models -t dragoman-ci/models:check \
     --build-arg MODELS_CONFIG=tests/container/models.toml "$WORK/context"
 pull_step_cached "$WORK/models-again.log" || die "a code change re-ran the models stage's pull"
 log "the model layer survives a code change"

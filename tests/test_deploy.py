@@ -12,6 +12,7 @@ A missing tool skips its tests on a developer machine and fails them in CI (CI=t
 
 import ast
 import fcntl
+import fnmatch
 import hashlib
 import json
 import os
@@ -326,6 +327,15 @@ def test_dockerignore_allows_exactly_what_the_build_copies(docker):
     default_config = re.search(r"MODELS_CONFIG:-([^}]+)\}", DOCKERFILE.read_text("utf-8")).group(1)
     assert (ROOT / default_config).is_file(), default_config
     assert default_config.split("/")[0] in allowed
+    # MODELS_CONFIG files: BuildKit re-includes a file of an excluded directory only for a pattern
+    # that names the directory (`!**/*.toml` lets nothing in: deploy/models.toml was missing).
+    for config in ("deploy/models.toml", "tests/container/models.toml"):
+        assert any(
+            fnmatch.fnmatch(config, p[1:].replace("**/", ""))
+            and not p[1:].startswith(("*", "**"))
+            for p in patterns
+            if p.startswith("!")
+        ), f"{config} is not in the build context"
 
 
 def test_models_toml_is_the_readmes_models_config(docker):

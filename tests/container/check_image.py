@@ -26,6 +26,7 @@ import dragoman
 from dragoman.errors import DragomanError
 
 MODELS_MOUNT = "/opt/models/copy-pt-en"
+_TRANSIENT = "Resource temporarily unavailable"
 # Generous: 6 jobs may share 2 cores, and torch's import alone takes seconds there.
 START_DEADLINE_S = 420
 STOP_TIMEOUT_S = 60  # docker stop -t: longer than the image's grace period (30 s)
@@ -55,10 +56,19 @@ class Docker:
         self.binary = binary
         self.label = label
 
+    def _run(self, args, timeout: float) -> subprocess.CompletedProcess:
+        return subprocess.run([self.binary, *args], capture_output=True, text=True, timeout=timeout)
+
     def run(self, *args: str, timeout: float = 120, check_rc: bool = True):
-        result = subprocess.run(
-            [self.binary, *args], capture_output=True, text=True, timeout=timeout
-        )
+        """`docker ARGS`; retried once when the host is briefly out of threads or processes
+        (a shared CI host): "Resource temporarily unavailable"."""
+        result = self._run(args, timeout)
+        if result.returncode != 0 and _TRANSIENT in result.stderr + result.stdout:
+            log(f"docker {args[0]}: the host is out of threads, retrying once")
+            if args[0] == "run" and "--name" in args:
+                self._run(("rm", "-f", args[args.index("--name") + 1]), 60)
+            time.sleep(5)
+            result = self._run(args, timeout)
         if check_rc and result.returncode != 0:
             raise Failed(
                 f"docker {' '.join(args)}: rc {result.returncode}: {result.stderr.strip()}"
@@ -220,13 +230,14 @@ def serving_container(docker: Docker, image: str, copy_model: Path, work: Path):
         "ALL",
         "--security-opt",
         "no-new-privileges",
-        # deploy/kubernetes/deployment.yaml's emptyDir volumes.
+        # deploy/kubernetes/deployment.yaml's emptyDir volumes, owned by the server's user as
+        # fsGroup makes them there (Docker 20.10 ignores a tmpfs `mode=`: uid/gid it is).
         "--tmpfs",
-        "/tmp:rw,mode=1777",
+        "/tmp",
         "--tmpfs",
-        "/models:rw,mode=1777",
+        "/models:uid=10001,gid=10001",
         "--tmpfs",
-        "/var/cache/dragoman:rw,mode=1777",
+        "/var/cache/dragoman:uid=10001,gid=10001",
         "-v",
         f"{config}:/etc/dragoman/config.toml:ro",
         "-v",
