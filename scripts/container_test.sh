@@ -59,6 +59,8 @@ cleanup() {
     exit "$status"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 [ -x "$PYTHON" ] || die "no Python at $PYTHON (run make install-dev, or set PYTHON)"
 [ -d "$COPY_MODEL" ] || die "the copy model is not at $COPY_MODEL (set COPY_MODEL)"

@@ -26,7 +26,7 @@ import dragoman
 from dragoman.errors import DragomanError
 
 MODELS_MOUNT = "/opt/models/copy-pt-en"
-_TRANSIENT = "Resource temporarily unavailable"
+_TRANSIENT = ("resource temporarily unavailable", "can't start new thread")
 # Generous: 6 jobs may share 2 cores, and torch's import alone takes seconds there.
 START_DEADLINE_S = 420
 STOP_TIMEOUT_S = 60  # docker stop -t: longer than the image's grace period (30 s)
@@ -60,15 +60,17 @@ class Docker:
         return subprocess.run([self.binary, *args], capture_output=True, text=True, timeout=timeout)
 
     def run(self, *args: str, timeout: float = 120, check_rc: bool = True):
-        """`docker ARGS`; retried once when the host is briefly out of threads or processes
-        (a shared CI host): "Resource temporarily unavailable"."""
-        result = self._run(args, timeout)
-        if result.returncode != 0 and _TRANSIENT in result.stderr + result.stdout:
-            log(f"docker {args[0]}: the host is out of threads, retrying once")
+        """`docker ARGS`, retried (3 tries in all) while the host is briefly out of threads or
+        processes, which a shared CI host can be: "resource temporarily unavailable"."""
+        for attempt in range(3):
+            result = self._run(args, timeout)
+            output = (result.stderr + result.stdout).lower()
+            if result.returncode == 0 or not any(t in output for t in _TRANSIENT):
+                break
+            log(f"docker {args[0]}: the host is out of threads (try {attempt + 1}), retrying")
             if args[0] == "run" and "--name" in args:
                 self._run(("rm", "-f", args[args.index("--name") + 1]), 60)
-            time.sleep(5)
-            result = self._run(args, timeout)
+            time.sleep(5 * (attempt + 1))
         if check_rc and result.returncode != 0:
             raise Failed(
                 f"docker {' '.join(args)}: rc {result.returncode}: {result.stderr.strip()}"
