@@ -331,8 +331,7 @@ def test_dockerignore_allows_exactly_what_the_build_copies(docker):
     # that names the directory (`!**/*.toml` lets nothing in: deploy/models.toml was missing).
     for config in ("deploy/models.toml", "tests/container/models.toml"):
         assert any(
-            fnmatch.fnmatch(config, p[1:].replace("**/", ""))
-            and not p[1:].startswith(("*", "**"))
+            fnmatch.fnmatch(config, p[1:].replace("**/", "")) and not p[1:].startswith(("*", "**"))
             for p in patterns
             if p.startswith("!")
         ), f"{config} is not in the build context"
