@@ -15,7 +15,7 @@ import pytest
 from conftest import copy_model, make_config, needs_copy_model
 from dragoman_server.batcher import Batcher
 from dragoman_server.engines import Engine, Generated, GenerationParams, load_engine
-from dragoman_server.errors import ResourceExhausted
+from dragoman_server.errors import Internal, InvalidArgument, ResourceExhausted, Unavailable
 
 PARAMS = GenerationParams("pt", "en")
 
@@ -46,6 +46,19 @@ class TimedEngine(Engine):
                 break
             time.sleep(0.005)
         return [Generated(t, 1, 1) for t in texts]
+
+
+class PoisonedEngine(TimedEngine):
+    """A TimedEngine whose every batch fails when it holds a text containing "poison"."""
+
+    def __init__(self):
+        super().__init__(0.0)
+
+    def generate(self, texts, params, should_stop=None) -> list[Generated]:
+        result = super().generate(texts, params, should_stop)
+        if any("poison" in t for t in texts):
+            raise ValueError("input the model cannot take")
+        return result
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +110,64 @@ def test_full_queue_is_refused_at_once_and_nothing_is_lost():
             batcher.close()
 
     assert asyncio.run(main()) == ["a", "b", "c"]
+
+
+def test_a_segment_the_model_fails_on_fails_alone():
+    """The model fails on one segment of a full batch: the batch is split and run again until
+    only that segment's caller gets the error."""
+    engine = PoisonedEngine()
+    texts = [f"caller {n}" for n in range(16)]
+    texts[11] = "poison pill"
+
+    async def main():
+        batcher = Batcher(engine, max_batch_size=16, max_queue_delay_ms=20)
+        try:
+            futures = batcher.submit(texts, [1] * len(texts), PARAMS)
+            outcomes = await asyncio.gather(*futures, return_exceptions=True)
+            # The batcher keeps serving afterwards.
+            [after] = await batcher.generate(["after"], [1], PARAMS)
+            return outcomes, after.text, batcher.stats
+        finally:
+            batcher.close()
+
+    outcomes, after, stats = asyncio.run(main())
+    for text, outcome in zip(texts, outcomes, strict=True):
+        if text == "poison pill":
+            assert isinstance(outcome, Internal) and outcome.reason == "GENERATION_FAILED"
+            assert "ValueError" in outcome.message
+        else:
+            assert not isinstance(outcome, BaseException), (text, outcome)
+            assert outcome.text == text
+    assert after == "after"
+    assert engine.batches[0] == texts  # all 16 in one batch first
+    assert len(engine.batches) <= 1 + 2 * 4 + 1  # bisection: two runs per level of 16, then "after"
+    assert stats.failed == 1
+
+
+def test_more_segments_than_the_queue_holds_is_invalid_and_shutdown_is_unavailable():
+    engine = TimedEngine(0.3)
+
+    async def main():
+        batcher = Batcher(engine, max_batch_size=1, max_queue_size=4, max_queue_delay_ms=1)
+        with pytest.raises(InvalidArgument) as too_many:
+            batcher.submit(["a"] * 5, [1] * 5, PARAMS)  # can never fit: not "retry later"
+        assert too_many.value.reason == "TEXT_TOO_MANY_SEGMENTS"
+        running = batcher.submit(["running"], [1], PARAMS)
+        await asyncio.sleep(0.05)
+        waiting = batcher.submit(["waiting"], [1], PARAMS)
+        with pytest.raises(ResourceExhausted) as full:
+            batcher.submit(["b"] * 4, [1] * 4, PARAMS)  # could fit once the queue drains
+        assert full.value.reason == "QUEUE_FULL" and full.value.retry_after_s
+        await asyncio.to_thread(batcher.close)
+        with pytest.raises(Unavailable) as closed:
+            batcher.submit(["late"], [1], PARAMS)
+        assert closed.value.reason == "SHUTTING_DOWN"
+        outcomes = await asyncio.gather(*running, *waiting, return_exceptions=True)
+        return outcomes
+
+    ran, dropped = asyncio.run(main())
+    assert ran.text == "running"
+    assert isinstance(dropped, Unavailable) and dropped.reason == "SHUTTING_DOWN"
 
 
 def test_abandoned_segments_never_reach_the_engine():

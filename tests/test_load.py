@@ -80,7 +80,9 @@ def test_concurrent_threads_and_processes_all_answered_with_their_own_text():
 
 
 def test_tiny_queue_refuses_only_with_resource_exhausted():
-    config = make_config([copy_model(MODEL, "pt-en")], max_queue_size=6, max_batch_size=4)
+    # 8 holds the largest text (7 segments): a text over the whole queue is INVALID_ARGUMENT
+    # (it could never fit), which is not what this test is about.
+    config = make_config([copy_model(MODEL, "pt-en")], max_queue_size=8, max_batch_size=4)
     with BackgroundServer(config) as server:
         total = _run(server.address, threads=8, processes=2, calls=4)
     print(f"\ntiny queue: {total['sent']} sent, {total['ok']} OK, {total['exhausted']} refused")

@@ -256,7 +256,7 @@ def test_random_model_output_is_flagged_end_to_end(client, server):
 
 
 def test_flagged_segment_is_regenerated_and_never_cached():
-    from dragoman_server.dataplane import DataPlane
+    from dragoman_server.generation import SegmentGenerator
 
     class Batcher:
         """Stands in for the model's batcher: answers the regeneration with a fixed output."""
@@ -272,11 +272,7 @@ def test_flagged_segment_is_regenerated_and_never_cached():
         def __init__(self, batcher):
             self.batcher = batcher
 
-    plane = object.__new__(DataPlane)  # only what _finish uses
-    plane.cache, plane._inflight = TranslationCache(10), {}
-    from collections import Counter
-
-    plane.flagged = Counter()
+    plane = SegmentGenerator(TranslationCache(10))
 
     async def run(source: str, output: str, again: str):
         future = asyncio.get_running_loop().create_future()

@@ -224,7 +224,7 @@ def test_size_limits():
             assert all(w in excinfo.value.message for w in words)
 
 
-def test_model_that_failed_to_load_is_unavailable_with_reason(tmp_path):
+def test_model_that_failed_to_load_is_failed_precondition_with_reason(tmp_path):
     config = make_config(
         [
             copy_model("copy-pt-en", "pt-en"),
@@ -254,7 +254,8 @@ def test_model_that_failed_to_load_is_unavailable_with_reason(tmp_path):
         assert "\n" not in models["offline-hub"].error
         with pytest.raises(dragoman.DragomanError) as excinfo:
             c.translate("Hello.", to="pt", source="en")
-        assert excinfo.value.code == grpc.StatusCode.UNAVAILABLE
+        # Permanent until the config is fixed: FAILED_PRECONDITION, which clients do not retry.
+        assert excinfo.value.code == grpc.StatusCode.FAILED_PRECONDITION
         assert "broken" in excinfo.value.message and "does not exist" in excinfo.value.message
         assert c.translate("Olá.", to="en", source="pt")[0].text == "Olá."
         assert c.health() == "SERVING"

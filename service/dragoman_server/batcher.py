@@ -4,8 +4,14 @@ Callers on the event loop submit segments and get one asyncio future each. A wor
 batches of up to `max_batch_size` segments / `max_batch_tokens` padded tokens, waiting
 `max_queue_delay_ms` for a batch to fill (longer, up to a tenth of the last batch's time, while
 the callers of the last batch are still coming back: see `_wait_for_batch`), runs the engine, and
-answers each future on its loop with `call_soon_threadsafe`. A segment whose future was cancelled (deadline, client gone) is dropped
-before it reaches the model, and a running batch stops early once every segment in it is abandoned.
+answers each future on its loop with `call_soon_threadsafe`. A segment whose future was cancelled
+(deadline, client gone) is dropped before it reaches the model, and a running batch stops early once
+every segment in it is abandoned.
+
+One caller's segment never fails another's: when the model fails on a batch, the batch is split in
+two and each half run again (bisection), until the segment that fails is alone; only its caller
+gets the error (Internal, GENERATION_FAILED). A batch that fails for every input (a broken model)
+costs about twice as many model calls as it has segments, once.
 """
 
 import asyncio
@@ -17,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .engines.base import Engine, Generated, GenerationParams
-from .errors import ResourceExhausted
+from .errors import Internal, InvalidArgument, ResourceExhausted, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,7 @@ class BatcherStats:
     batches: int = 0
     segments: int = 0
     dropped: int = 0
+    failed: int = 0  # segments the model failed on (each alone, after bisection)
     stopped_early: int = 0
     largest_batch: int = 0
     busy_seconds: float = 0.0
@@ -96,18 +103,29 @@ class Batcher:
     ) -> list[asyncio.Future]:
         """Queue segments; returns one future per segment. Call from the event loop."""
         loop = asyncio.get_running_loop()
+        if len(texts) > self.max_queue_size:
+            # Waiting cannot make room for these: the data plane refuses them earlier, naming the
+            # field; this is the last line for any other caller.
+            raise InvalidArgument(
+                f"{len(texts)} segments are more than model {self.engine.name!r}'s queue holds "
+                f"({self.max_queue_size})",
+                reason="TEXT_TOO_MANY_SEGMENTS",
+                metadata={"limit": str(self.max_queue_size), "model": self.engine.name},
+            )
         items = [
             _Item(t, n, params, loop.create_future(), loop)
             for t, n in zip(texts, token_counts, strict=True)
         ]
         with self._cond:
             if not self._running:
-                raise ResourceExhausted(f"model {self.engine.name!r} is shutting down")
+                raise _shutting_down(self.engine.name)
             if len(self._queue) + len(items) > self.max_queue_size:
                 raise ResourceExhausted(
                     f"model {self.engine.name!r} queue is full ({len(self._queue)} segments waiting, "
                     f"limit {self.max_queue_size}); retry later",
+                    reason="QUEUE_FULL",
                     retry_after_s=1.0,
+                    metadata={"limit": str(self.max_queue_size), "model": self.engine.name},
                 )
             self._queue.extend(items)
             self._cond.notify()
@@ -201,7 +219,7 @@ class Batcher:
         with self._cond:
             pending, self._queue = list(self._queue), deque()
         for item in pending:
-            item.loop.call_soon_threadsafe(_fail, item.future, RuntimeError("batcher closed"))
+            item.loop.call_soon_threadsafe(_fail, item.future, _shutting_down(self.engine.name))
 
     def _run(self, batch: list[_Item]) -> None:
         batch.sort(key=lambda item: item.tokens)
@@ -213,10 +231,8 @@ class Batcher:
                 batch[0].params,
                 should_stop=lambda: all(item.abandoned for item in batch),
             )
-        except Exception as exc:  # delivered to every caller of this batch
-            log.exception("model %s: batch of %d failed", self.engine.name, len(batch))
-            for item in batch:
-                item.loop.call_soon_threadsafe(_fail, item.future, exc)
+        except Exception as exc:
+            self._isolate(batch, exc)
             return
         elapsed = time.perf_counter() - started
         # The callers just answered will be back, and those who queued meanwhile are still here.
@@ -242,6 +258,46 @@ class Batcher:
             self.observer(self.engine.name, len(batch), depth, elapsed)
         for item, result in zip(batch, results, strict=True):
             item.loop.call_soon_threadsafe(_succeed, item.future, result)
+
+    def _isolate(self, batch: list[_Item], exc: Exception) -> None:
+        """After a failed batch: run each half again, so that only the failing segment fails."""
+        live = [item for item in batch if not item.abandoned]
+        self.stats.dropped += len(batch) - len(live)
+        if len(live) > 1:
+            log.warning(
+                "model %s: batch of %d failed (%s: %s); retrying it in halves",
+                self.engine.name,
+                len(live),
+                type(exc).__name__,
+                exc,
+            )
+            half = len(live) // 2
+            self._run(live[:half])
+            self._run(live[half:])
+            return
+        for item in live:
+            self.stats.failed += 1
+            log.error(
+                "model %s: generation failed on a segment of %d tokens: %s: %s",
+                self.engine.name,
+                item.tokens,
+                type(exc).__name__,
+                exc,
+                exc_info=exc,
+            )
+            error = Internal(
+                f"model {self.engine.name!r} failed on a segment of this request "
+                f"({type(exc).__name__}: {exc})",
+                reason="GENERATION_FAILED",
+                metadata={"model": self.engine.name},
+            )
+            item.loop.call_soon_threadsafe(_fail, item.future, error)
+
+
+def _shutting_down(model: str) -> Unavailable:
+    return Unavailable(
+        f"model {model!r} is shutting down; retry on another server", reason="SHUTTING_DOWN"
+    )
 
 
 def _succeed(future: asyncio.Future, result: Generated) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from .batcher import Batcher, BatchObserver
 from .engines import Engine, GenerationParams, load_engine
-from .errors import ModelLoadError, Unavailable
+from .errors import FailedPrecondition, ModelLoadError, Unavailable
 from .settings import Config, ModelConfig
 
 log = logging.getLogger(__name__)
@@ -113,13 +113,22 @@ class ModelRegistry:
         await entry.batcher.generate([text], counts, params)
 
     def get(self, name: str) -> ModelEntry:
-        """A ready model, or Unavailable saying why not."""
+        """A ready model; else Unavailable (MODEL_LOADING: retry shortly) while it loads, or
+        FailedPrecondition (MODEL_FAILED: retrying cannot help) when it failed to load."""
         entry = self.entries[name]
         if entry.state is ModelState.READY:
             return entry
         if entry.state is ModelState.LOADING:
-            raise Unavailable(f"model {name!r} is still loading; retry shortly")
-        raise Unavailable(f"model {name!r} failed to load: {entry.error}")
+            raise Unavailable(
+                f"model {name!r} is still loading; retry shortly",
+                reason="MODEL_LOADING",
+                metadata={"model": name},
+            )
+        raise FailedPrecondition(
+            f"model {name!r} failed to load: {entry.error}",
+            reason="MODEL_FAILED",
+            metadata={"model": name},
+        )
 
     @property
     def loaded(self) -> bool:
