@@ -269,7 +269,7 @@ async def dragoman_middleware(request: web.Request, handler):
         return response
     except DragomanServerError as exc:
         error = exc
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, ConnectionResetError):  # the caller went away
         call.record.cancelled()
         raise
     except web.HTTPException as exc:
