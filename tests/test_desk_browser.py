@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import copy_model, make_config, needs_copy_model
 
+from conftest import copy_model, make_config, needs_copy_model
 from dragoman_server.server import BackgroundServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -46,9 +46,9 @@ def browser():
         browser.close()
 
 
-def _server(**settings) -> BackgroundServer:
+def _server(*extra_models: dict, **settings) -> BackgroundServer:
     config = make_config(
-        [copy_model("copy-pt-en", "pt-en"), copy_model("copy-en-de", "en-de")],
+        [copy_model("copy-pt-en", "pt-en"), copy_model("copy-en-de", "en-de"), *extra_models],
         http=True,
         http_port=0,
         **settings,
@@ -57,8 +57,14 @@ def _server(**settings) -> BackgroundServer:
 
 
 @pytest.fixture(scope="module")
-def desk_server():
-    with _server() as running:
+def desk_server(tiny_models):
+    summarizer = {
+        "name": "tiny-summarizer",
+        "task": "summarization",
+        "source": str(tiny_models["bart"]),
+        "languages": ["en", "pt"],
+    }
+    with _server(summarizer) as running:
         assert running.ready
         yield running
 
@@ -73,15 +79,17 @@ def page(browser):
     # expects (a refused request, no summariser) are not, though chromium logs them too.
     page.on(
         "console",
-        lambda message: problems.append(f"console: {message.text}")
-        if message.type == "error" and not message.text.startswith("Failed to load resource")
-        else None,
+        lambda message: (
+            problems.append(f"console: {message.text}")
+            if message.type == "error" and not message.text.startswith("Failed to load resource")
+            else None
+        ),
     )
     page.on(
         "response",
-        lambda response: problems.append(f"missing: {response.url}")
-        if response.status == 404
-        else None,
+        lambda response: (
+            problems.append(f"missing: {response.url}") if response.status == 404 else None
+        ),
     )
     page.problems = problems
     yield page
@@ -97,9 +105,7 @@ def open_desk(page, server) -> None:
 
 def wait_for_outcome(page) -> None:
     """Until the stream is done or the alert shows an error."""
-    page.locator('#progress:has-text("done"), #alert:not([hidden])').first.wait_for(
-        timeout=60_000
-    )
+    page.locator('#progress:has-text("done"), #alert:not([hidden])').first.wait_for(timeout=60_000)
 
 
 def translate(page) -> None:
@@ -125,10 +131,11 @@ def test_article_translates_to_itself_through_the_copy_model(page, desk_server):
     assert "confidence" in page.text_content("#detected")
     assert page.text_content("#models") == "copy-pt-en"
     assert page.text_content("#flags") == "none"
-    # No summariser is configured: the summary says so, without an alert.
-    page.wait_for_selector("#summary-note:not([hidden])")
-    assert page.text_content("#summary-note").startswith("No summary: ")
-    assert page.text_content("#summary") == ""
+    # The summary (a tiny random model's: words, not sense) comes below, with its model.
+    page.wait_for_selector("#summary-note:not([hidden])", timeout=60_000)
+    assert page.text_content("#summary").strip()
+    assert page.text_content("#summary-note").startswith("tiny-summarizer")
+    page.wait_for_timeout(1500)  # the fresh paragraphs' highlight fades
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert page.problems == []
 
@@ -178,6 +185,10 @@ def test_api_key_field(browser):
         translate(page)
         assert page.is_hidden("#alert"), page.text_content("#alert")
         assert page.text_content("#translation").startswith("O Governo aprovou")
+        # No summariser here: the summary says so quietly, without an alert.
+        page.wait_for_selector("#summary-note:not([hidden])")
+        assert page.text_content("#summary-note").startswith("No summary: ")
+        assert page.is_hidden("#alert")
         # Kept for the session (sessionStorage), not beyond it.
         page.reload()
         open_desk(page, running)

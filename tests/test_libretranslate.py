@@ -246,14 +246,19 @@ def test_translate_other_bad_requests_are_400(open_server):
     assert message.startswith("target:")
 
 
-def test_translate_over_char_limit_is_400():
-    config = _config(max_chars_per_text=50)
+def test_limits_are_400_in_lt_shape():
+    config = _config(max_chars_per_text=50, max_message_bytes=2048)
     with BackgroundServer(config) as running:
         reply = post_json(running, "/translate", {"q": "a" * 51, "source": "pt", "target": "en"})
         message = assert_lt_error(reply, 400)
-        assert "50" in message
+        assert message == "q has 51 characters; the limit is 50"
         settings = call(running, "GET", "/frontend/settings").json
         assert settings["charLimit"] == 50
+        # Refused by the core's middleware before the handler runs: still LibreTranslate's shape.
+        reply = post_json(running, "/translate", {"q": "a" * 3000, "source": "pt", "target": "en"})
+        message = assert_lt_error(reply, 400)
+        assert "max_message_bytes" in message
+        assert reply.headers["Access-Control-Allow-Origin"] == "*"
 
 
 # -- /detect, /languages, /frontend/settings ---------------------------------------------------
