@@ -439,3 +439,14 @@ def test_libretranslatepy_client(open_server, keyed_server):
         f"http://127.0.0.1:{keyed_server.http_port}/", api_key=KEY
     )
     assert keyed.translate("Bom dia.", "pt", "en") == "Bom dia."
+
+
+def test_large_bodies_are_parsed_off_the_loop_and_limited(open_server):
+    # Over OFF_LOOP_BYTES: parsed in a worker thread; over max_chars_per_text: a 400 naming q.
+    limit = open_server.config.server.max_chars_per_text
+    text = "O Governo aprovou o orçamento. " * (limit // 30 + 10)
+    for reply in (
+        post_json(open_server, "/detect", {"q": text}),
+        post_form(open_server, "/translate", {"q": text, "source": "pt", "target": "en"}),
+    ):
+        assert_lt_error(reply, 400, f"q has {len(text)} characters; the limit is {limit}")

@@ -20,6 +20,7 @@ the parameter names in messages are LibreTranslate's (`q`, `source`, `target`, `
 
 from __future__ import annotations
 
+import asyncio
 import email.parser
 import email.policy
 import json
@@ -44,6 +45,9 @@ ALIASES = {"pb": "pt-BR", "zt": "zh-Hant"}
 # LibreTranslate's defaults for what its frontend reads from /frontend/settings.
 FRONTEND_TIMEOUT_MS = 500
 AUTO = {"code": "auto", "name": "Auto Detect"}
+# Bodies and responses larger than this are parsed and written in a worker thread, not on the
+# event loop (as the transcoded routes do).
+OFF_LOOP_BYTES = 256 * 1024
 # How many candidates /detect returns (LibreTranslate: its detector's top 3).
 DETECT_RESULTS = 3
 
@@ -77,12 +81,19 @@ _FIELD_NAMES = (
 )
 
 
-def lt_json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def _json_bytes(data: Any) -> bytes:
+    text = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n"
+    return text.encode("utf-8")
+
+
+def lt_json(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None, body: bytes | None = None
+) -> web.Response:
     """A JSON response written as Flask's `jsonify` writes LibreTranslate's: compact, keys sorted,
-    non-ASCII as is, a final newline; with LibreTranslate's CORS headers."""
-    body = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n"
+    non-ASCII as is, a final newline; with LibreTranslate's CORS headers. `body`: `data` already
+    encoded."""
     return web.Response(
-        body=body.encode("utf-8"),
+        body=_json_bytes(data) if body is None else body,
         status=status,
         content_type="application/json",
         headers={**CORS_HEADERS, **(headers or {})},
@@ -201,13 +212,16 @@ def _parse_params(request: web.Request) -> dict[str, Any]:
     return params
 
 
-def read_params(request: web.Request) -> dict[str, Any]:
+async def read_params(request: web.Request) -> dict[str, Any]:
     """The request's parameters as LibreTranslate reads them: a JSON object body, or form fields
     (urlencoded or multipart) after the query string's, the first value of each name. Parsed
-    once per request (the API key source reads them first)."""
+    once per request (the API key source reads them first); a large body in a worker thread."""
     if _PARAMS not in request:
         try:
-            request[_PARAMS] = _parse_params(request)
+            if len(request_body(request)) > OFF_LOOP_BYTES:
+                request[_PARAMS] = await asyncio.to_thread(_parse_params, request)
+            else:
+                request[_PARAMS] = _parse_params(request)
         except InvalidArgument as exc:
             request[_PARAMS] = exc
     params = request[_PARAMS]
@@ -220,7 +234,7 @@ async def api_key_of(request: web.Request) -> str | None:
     """LibreTranslate's `api_key` parameter (used when no `Authorization` header is sent); an
     unreadable body has no key (and is refused as such)."""
     try:
-        key = read_params(request).get("api_key")
+        key = (await read_params(request)).get("api_key")
     except InvalidArgument:
         return None
     if key is None or key == "":
@@ -272,10 +286,14 @@ def _texts(q: Any) -> tuple[list[str], bool]:
     return texts, batch
 
 
-def _one_text(error: InvalidArgument) -> InvalidArgument:
-    """An error about `texts[0]` when `q` was one string: it names `q`, not `q[0]`."""
+def _renamed(error: InvalidArgument, field: str) -> InvalidArgument:
+    """The error with the request field it names at its start (`texts[0]` of a single `q`;
+    `text` of /detect) called `q`."""
+    message = error.message
+    if message.startswith(field):
+        message = "q" + message[len(field) :]
     return InvalidArgument(
-        error.message.replace("texts[0]", "q"),
+        message,
         reason=error.reason,
         violations=error.violations,
         metadata=error.metadata,
@@ -317,11 +335,13 @@ class LibreTranslateApi:
         self.ctx = ctx
         self.dataplane = ctx.dataplane
         self.limits = ctx.dataplane.limits
+        # The routes are fixed by the configuration: the table is made once, at start.
+        self.language_table = self.languages_table()
 
     # -- /translate -----------------------------------------------------------------------------
 
     async def translate(self, request: web.Request) -> web.Response:
-        params = read_params(request)
+        params = await read_params(request)
         q = params.get("q")
         source = params.get("source")
         target = params.get("target")
@@ -354,7 +374,7 @@ class LibreTranslateApi:
             self.ctx.admission.charge(sum(len(t) for t in job.texts))
             results = await self.dataplane.translate(job)
         except InvalidArgument as exc:
-            raise exc if batch else _one_text(exc) from None
+            raise exc if batch else _renamed(exc, "texts[0]") from None
         translated = [r.text for r in results]
         body: dict[str, Any] = {"translatedText": translated if batch else translated[0]}
         if auto:
@@ -363,12 +383,14 @@ class LibreTranslateApi:
                 for r in results
             ]
             body["detectedLanguage"] = detected if batch else detected[0]
+        if sum(len(t) for t in translated) > OFF_LOOP_BYTES // 4:
+            return lt_json(None, body=await asyncio.to_thread(_json_bytes, body))
         return lt_json(body)
 
     # -- /detect --------------------------------------------------------------------------------
 
     async def detect(self, request: web.Request) -> web.Response:
-        params = read_params(request)
+        params = await read_params(request)
         q = params.get("q")
         if not q:
             raise _missing("q")
@@ -377,7 +399,10 @@ class LibreTranslateApi:
         message = _message(
             lambda: pb.DetectLanguageRequest(text="\n".join(texts), max_results=DETECT_RESULTS)
         )
-        text, max_results = detect_input(message, self.limits)
+        try:
+            text, max_results = detect_input(message, self.limits)
+        except InvalidArgument as exc:
+            raise _renamed(exc, "text") from None
         self.ctx.admission.charge(len(text))
         scores = await self.dataplane.detect(text, max_results)
         return lt_json(
@@ -409,7 +434,7 @@ class LibreTranslateApi:
         ]
 
     async def languages(self, request: web.Request) -> web.Response:
-        return lt_json(self.languages_table())
+        return lt_json(self.language_table)
 
     def default_target(self, table: list[dict[str, Any]]) -> dict[str, str] | None:
         targets = {t for row in table for t in row["targets"]}
@@ -421,7 +446,7 @@ class LibreTranslateApi:
 
     async def frontend_settings(self, request: web.Request) -> web.Response:
         keys = self.ctx.admission.authenticator is not None
-        table = self.languages_table()
+        table = self.language_table
         return lt_json(
             {
                 "apiKeys": keys,
