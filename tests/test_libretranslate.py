@@ -450,3 +450,36 @@ def test_large_bodies_are_parsed_off_the_loop_and_limited(open_server):
         post_form(open_server, "/translate", {"q": text, "source": "pt", "target": "en"}),
     ):
         assert_lt_error(reply, 400, f"q has {len(text)} characters; the limit is {limit}")
+
+
+def test_text_that_looks_like_internal_placeholders_round_trips(open_server):
+    # Inline tags travel through the model as <x1>..</x1>-style placeholders: a caller's own
+    # text of that shape, plain or escaped in HTML, must come back as it was.
+    plain = "O código <x1>secreto</x1> e <x2/> ficam como estão.\n\n<N1>Fim</N1>"
+    html = "<p>O código &lt;x1&gt;secreto&lt;/x1&gt; e <b>negrito</b> <x1>cru</x1>.</p>"
+    for q, text_format in ((plain, "text"), (html, "html")):
+        reply = post_json(
+            open_server,
+            "/translate",
+            {"q": q, "source": "pt", "target": "en", "format": text_format},
+        )
+        assert reply.status == 200, reply.body
+        assert reply.json["translatedText"] == q
+
+
+def test_concurrent_callers_get_their_own_texts(open_server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [
+        f"O parlamento votou a proposta número {i}.\n\nA sessão terminou às {i}h." for i in range(8)
+    ]
+
+    def one(i: int) -> str:
+        reply = post_json(
+            open_server, "/translate", {"q": texts[i], "source": "pt", "target": "en"}
+        )
+        assert reply.status == 200, reply.body
+        return reply.json["translatedText"]
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(one, range(8))) == texts
