@@ -31,13 +31,17 @@ stream by it, and still counted and logged with their code.
 from __future__ import annotations
 
 import asyncio
+import email.parser
+import email.policy
 import logging
 import math
 import re
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
+from multidict import MultiDict
 
 from ..access_log import CallRecord
 from ..admission import caller_var
@@ -49,8 +53,11 @@ from .errors import GRPC_CODE_OF_HTTP, error_response, generic_error_json
 log = logging.getLogger(__name__)
 
 CONTEXT_KEY = web.AppKey("dragoman_http_context", object)
-_CALL = "dragoman.call"
-_REQUEST_ID = "dragoman.request_id"
+# Typed request keys where aiohttp has them (3.13+); plain strings before.
+_RequestKey = getattr(web, "RequestKey", lambda name, _type: name)
+_CALL = _RequestKey("dragoman_call", object)
+_REQUEST_ID = _RequestKey("dragoman_request_id", str)
+_PREPARED = _RequestKey("dragoman_prepared", bool)
 
 ErrorRenderer = Callable[[DragomanServerError, str], web.StreamResponse]
 KeySource = Callable[[web.Request], Awaitable[str | None]]
@@ -196,6 +203,51 @@ def request_body(request: web.Request) -> bytes:
     return call.body if call is not None else b""
 
 
+async def request_form(request: web.Request) -> MultiDict:
+    """The form fields of a `application/x-www-form-urlencoded` or `multipart/form-data` body,
+    from the body the middleware read (aiohttp's `request.post()` would read multipart from the
+    stream, which is consumed by then). Text fields are str; file parts are bytes. An empty
+    MultiDict for other content types. InvalidArgument for a form that cannot be parsed."""
+    body = request_body(request)
+    content_type = request.content_type
+    if content_type == "application/x-www-form-urlencoded":
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidArgument(
+                "the form body is not UTF-8", reason="REQUEST_UNDECODABLE"
+            ) from None
+        return MultiDict(urllib.parse.parse_qsl(text, keep_blank_values=True))
+    if content_type != "multipart/form-data":
+        return MultiDict()
+    # The standard library's MIME parser: multipart/form-data is MIME (RFC 7578).
+    head = f"Content-Type: {request.headers.get('Content-Type', '')}\r\n\r\n".encode("latin-1")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    if not message.is_multipart():
+        raise InvalidArgument(
+            "the multipart form body cannot be parsed", reason="REQUEST_UNDECODABLE"
+        )
+    fields = MultiDict()
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name is None:
+            continue
+        payload = part.get_payload(decode=True) or b""
+        if part.get_filename() is None:
+            charset = part.get_content_charset() or "utf-8"
+            try:
+                fields.add(name, payload.decode(charset))
+            except (UnicodeDecodeError, LookupError):
+                raise InvalidArgument(
+                    f"form field {name!r} is not {charset} text",
+                    reason="REQUEST_UNDECODABLE",
+                    field=name,
+                ) from None
+        else:
+            fields.add(name, payload)
+    return fields
+
+
 def _peer(peername) -> str:
     if not peername:
         return "-"
@@ -290,7 +342,7 @@ async def dragoman_middleware(request: web.Request, handler):
             call.end()  # before the answer goes out: metrics agree with what callers saw
         else:
             call.end()
-    if request.get("dragoman.prepared"):  # the stream's headers are out: the error goes in it
+    if request.get(_PREPARED):  # the stream's headers are out: the error goes in it
         if call.stream_error is not None:
             try:
                 await call.stream_error(error)
@@ -320,6 +372,6 @@ async def on_response_prepare(request: web.Request, response: web.StreamResponse
     request_id = call.request_id if call is not None else request.get(_REQUEST_ID)
     if request_id:
         response.headers[REQUEST_ID] = request_id
-    request["dragoman.prepared"] = True
+    request[_PREPARED] = True
     if call is not None:
         call.stream_response = response
