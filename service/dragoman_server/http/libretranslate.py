@@ -21,11 +21,8 @@ the parameter names in messages are LibreTranslate's (`q`, `source`, `target`, `
 from __future__ import annotations
 
 import asyncio
-import email.parser
-import email.policy
 import json
 import re
-import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -35,7 +32,7 @@ from dragoman.v1 import dragoman_pb2 as pb
 from ..domain import TranslateInput, detect_input
 from ..errors import DragomanServerError, FailedPrecondition, InvalidArgument
 from ..languages import normalize
-from .middleware import endpoint, request_body
+from .middleware import endpoint, request_body, request_form
 
 if TYPE_CHECKING:
     from .app import HttpContext
@@ -163,65 +160,38 @@ def _is_json(request: web.Request) -> bool:
     )
 
 
-def _multipart_fields(body: bytes, content_type: str) -> list[tuple[str, str]]:
-    """The text fields of a multipart/form-data body (file fields are skipped: no route of this
-    API takes a file). The standard library's MIME parser reads the body the middleware already
-    read; each field's bytes come back exactly, whitespace included."""
-    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace")
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
-    if not message.is_multipart():
-        raise _invalid("Invalid request: the multipart form has no parts", reason="FORM_INVALID")
-    fields = []
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if not name or part.get_filename() is not None:
-            continue
-        payload = part.get_payload(decode=True) or b""
-        fields.append((str(name), payload.decode(part.get_content_charset() or "utf-8")))
-    return fields
+def _json_params(body: bytes, charset: str | None) -> dict[str, Any]:
+    try:
+        data = json.loads(body.decode(charset or "utf-8")) if body else None
+    except (ValueError, UnicodeDecodeError, LookupError):
+        raise _invalid("Invalid JSON format", reason="JSON_INVALID") from None
+    if not isinstance(data, dict):
+        raise _invalid("Invalid JSON format", reason="JSON_INVALID")
+    return data
 
 
-def _parse_params(request: web.Request) -> dict[str, Any]:
+async def _parse_params(request: web.Request) -> dict[str, Any]:
     body = request_body(request)
     if _is_json(request):
-        try:
-            data = json.loads(body.decode(request.charset or "utf-8")) if body else None
-        except (ValueError, UnicodeDecodeError, LookupError):
-            raise _invalid("Invalid JSON format", reason="JSON_INVALID") from None
-        if not isinstance(data, dict):
-            raise _invalid("Invalid JSON format", reason="JSON_INVALID")
-        return data
+        if len(body) > OFF_LOOP_BYTES:
+            return await asyncio.to_thread(_json_params, body, request.charset)
+        return _json_params(body, request.charset)
     params: dict[str, Any] = {}
     for name, value in request.query.items():
         params.setdefault(name, value)
-    try:
-        if request.content_type == "multipart/form-data":
-            fields = _multipart_fields(body, request.headers.get("Content-Type", ""))
-        elif body:
-            fields = urllib.parse.parse_qsl(
-                body.decode(request.charset or "utf-8"), keep_blank_values=True
-            )
-        else:
-            fields = []
-    except (ValueError, UnicodeDecodeError, LookupError) as exc:
-        raise _invalid(
-            f"Invalid request: the form cannot be read ({exc})", reason="FORM_INVALID"
-        ) from None
-    for name, value in fields:
-        params.setdefault(name, value)
+    for name, value in (await request_form(request)).items():
+        if isinstance(value, str):  # file parts have no meaning on these routes
+            params.setdefault(name, value)
     return params
 
 
 async def read_params(request: web.Request) -> dict[str, Any]:
     """The request's parameters as LibreTranslate reads them: a JSON object body, or form fields
-    (urlencoded or multipart) after the query string's, the first value of each name. Parsed
-    once per request (the API key source reads them first); a large body in a worker thread."""
+    (urlencoded or multipart, `middleware.request_form`) after the query string's, the first
+    value of each name. Parsed once per request (the API key source reads them first)."""
     if _PARAMS not in request:
         try:
-            if len(request_body(request)) > OFF_LOOP_BYTES:
-                request[_PARAMS] = await asyncio.to_thread(_parse_params, request)
-            else:
-                request[_PARAMS] = _parse_params(request)
+            request[_PARAMS] = await _parse_params(request)
         except InvalidArgument as exc:
             request[_PARAMS] = exc
     params = request[_PARAMS]
