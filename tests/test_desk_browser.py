@@ -194,3 +194,46 @@ def test_api_key_field(browser):
         open_desk(page, running)
         assert page.input_value("#api-key") == KEY
         context.close()
+
+
+def test_keyboard_order_labels_and_dropping_a_file(page, desk_server):
+    open_desk(page, desk_server)
+    # Every control has a label (found by it, as a screen reader announces it).
+    for label in ("Translate to", "From", "Plain text", "HTML", "Summary", "API key", "Article"):
+        assert page.get_by_label(label).count() >= 1, label
+    # Tab walks the controls in reading order.
+    page.locator("#target").focus()
+    order = []
+    for _ in range(6):
+        order.append(page.locator(":focus").get_attribute("id"))
+        page.keyboard.press("Tab")
+    assert order == [
+        "target",
+        "source-language",
+        "format-text",
+        "summarise",
+        "api-key",
+        "translate",
+    ]
+    # Dropping an .html file loads it and switches the format to HTML.
+    html = (ARTICLES / "sismo.html").read_text("utf-8")
+    transfer = page.evaluate_handle(
+        """(html) => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([html], "sismo.html", { type: "text/html" }));
+            return transfer;
+        }""",
+        html,
+    )
+    page.dispatch_event("#article", "drop", {"dataTransfer": transfer})
+    page.wait_for_selector("#format-html:checked")
+    assert page.input_value("#article") == html
+    translate(page)
+    assert page.is_hidden("#alert"), page.text_content("#alert")
+    assert page.text_content("#translation") == html
+    # The copy button puts the translation on the clipboard.
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.click('button[data-copy="translation"]')
+    page.wait_for_selector('#status:has-text("Copied the translation")', state="attached")
+    assert page.evaluate("navigator.clipboard.readText()") == html
+    assert page.problems == []

@@ -385,8 +385,9 @@ def test_api_keys(keyed_server):
         keyed_server, "/translate", {**body, "api_key": KEY}, {"Authorization": "Bearer nope"}
     )
     assert_lt_error(reply, 403, "Invalid API key")
-    # As in LibreTranslate, the languages and settings need no key.
+    # As in LibreTranslate, the languages, the settings and CORS preflights need no key.
     assert call(keyed_server, "GET", "/languages").status == 200
+    assert call(keyed_server, "OPTIONS", "/translate").status == 200
     assert call(keyed_server, "GET", "/frontend/settings").status == 200
     # Key errors come before body errors: an anonymous caller learns nothing about the body.
     assert_lt_error(post_json(keyed_server, "/translate", b"{bad"), 403)
