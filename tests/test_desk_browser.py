@@ -64,7 +64,13 @@ def desk_server(tiny_models):
         "source": str(tiny_models["bart"]),
         "languages": ["en", "pt"],
     }
-    with _server(summarizer) as running:
+    garbage = {  # a tiny random Marian: real output, no sense; the output checks flag it
+        "name": "tiny-marian",
+        "task": "translation",
+        "source": str(tiny_models["marian"]),
+        "languages": ["en-pt"],
+    }
+    with _server(summarizer, garbage) as running:
         assert running.ready
         yield running
 
@@ -236,4 +242,22 @@ def test_keyboard_order_labels_and_dropping_a_file(page, desk_server):
     page.click('button[data-copy="translation"]')
     page.wait_for_selector('#status:has-text("Copied the translation")', state="attached")
     assert page.evaluate("navigator.clipboard.readText()") == html
+    assert page.problems == []
+
+
+def test_output_check_flags_are_shown(page, desk_server):
+    open_desk(page, desk_server)
+    page.fill(
+        "#article",
+        "The parliament approved the budget today.\n\nThe final vote is on 29 November.",
+    )
+    page.select_option("#source-language", "en")
+    page.select_option("#target", "pt")
+    translate(page)
+    assert page.is_hidden("#alert"), page.text_content("#alert")
+    assert page.text_content("#models") == "tiny-marian"
+    badges = page.locator("#flags .flag")
+    assert badges.count() >= 1, page.text_content("#flags")
+    assert "paragraph 1" in badges.first.text_content()
+    assert page.locator("#translation .paragraph.flagged").count() >= 1
     assert page.problems == []

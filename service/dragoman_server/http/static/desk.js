@@ -170,6 +170,7 @@
     els.progress.textContent = "–";
     els.flags.replaceChildren(document.createTextNode("–"));
     els.summary.textContent = "";
+    els.summary.hidden = false;
     els.summaryNote.hidden = true;
     els.summaryNote.textContent = "";
   }
@@ -246,6 +247,7 @@
         signal: request.signal,
       });
       if (!response.ok) {
+        els.summary.hidden = true; // an empty box says nothing; the note says why
         els.summaryNote.textContent = `No summary: ${await errorMessage(response)}`;
         els.summaryNote.hidden = false;
         return;
