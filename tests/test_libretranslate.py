@@ -299,6 +299,26 @@ def test_languages_lists_routes_with_pivots(open_server):
     assert by_code["de"]["name"] == "German"
 
 
+def test_health(open_server, tmp_path):
+    reply = call(open_server, "GET", "/health")
+    assert reply.body == flask_bytes({"status": "ok"})
+    gone = {
+        "name": "gone",
+        "task": "translation",
+        "source": str(tmp_path / "nothing"),
+        "languages": ["pt-en"],
+    }
+    config = make_config([gone], http=True, http_port=0)
+    with BackgroundServer(config, ready_timeout=60) as running:
+        assert not running.ready
+        reply = call(running, "GET", "/health")
+        assert reply.status == 503 and reply.json == {"status": "unavailable"}
+        # A model that failed to load: translating is a 503 in LibreTranslate's error shape.
+        reply = post_json(running, "/translate", {"q": "Olá.", "source": "pt", "target": "en"})
+        message = assert_lt_error(reply, 503)
+        assert "gone" in message
+
+
 def test_frontend_settings_shape(open_server, keyed_server):
     data = call(open_server, "GET", "/frontend/settings").json
     assert set(data) == {

@@ -1,7 +1,7 @@
 """A LibreTranslate-compatible API on the HTTP server: `POST /translate`, `POST /detect`,
-`GET /languages`, `GET /frontend/settings`, and the features Dragoman does not have answered as
-LibreTranslate answers them when they are turned off (`/translate_file`, `/download_file`,
-`/suggest`, `alternatives` > 0).
+`GET /languages`, `GET /frontend/settings`, `GET /health`, and the features Dragoman does not
+have answered as LibreTranslate answers them when they are turned off (`/translate_file`,
+`/download_file`, `/suggest`, `alternatives` > 0).
 
 Requests and responses follow LibreTranslate's own API (its `app.py` and API documentation):
 - bodies are JSON or forms (urlencoded or multipart); parameters may also be in the query string;
@@ -430,6 +430,13 @@ class LibreTranslateApi:
             }
         )
 
+    async def health(self, request: web.Request) -> web.Response:
+        """LibreTranslate's health check, `{"status": "ok"}`; 503 while Dragoman does not serve
+        (models loading, shutting down), as `/readyz`."""
+        if self.ctx.health.serving():
+            return lt_json({"status": "ok"})
+        return lt_json({"status": "unavailable"}, 503)
+
     # -- features that are off ------------------------------------------------------------------
 
     async def translate_file(self, request: web.Request) -> web.Response:
@@ -489,6 +496,7 @@ def routes(ctx: HttpContext) -> list[web.AbstractRouteDef]:
         web.post("/translate_file", admitted(api.translate_file)),
         web.get("/languages", public(api.languages), allow_head=False),
         web.get("/frontend/settings", public(api.frontend_settings), allow_head=False),
+        web.get("/health", public(api.health), allow_head=False),
         web.get("/download_file/{filename}", public(api.download_file), allow_head=False),
         web.post("/suggest", public(api.suggest)),
     ]
