@@ -634,3 +634,17 @@ def test_http_settings_are_validated():
         make_config([copy_model(MODEL, "pt-en")], http=True, http_port=70000)
     with pytest.raises(ConfigError, match="http_host"):
         make_config([copy_model(MODEL, "pt-en")], http=True, http_host="two words")
+
+
+def test_http_port_in_use_is_a_clear_error_and_off_means_no_listener():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = make_config([copy_model(MODEL, "pt-en")], http=True, http_port=port)
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port} for HTTP"):
+            BackgroundServer(config)
+    with BackgroundServer(make_config([copy_model(MODEL, "pt-en")])) as running:
+        assert running.http_port is None and running.server.http is None
