@@ -504,3 +504,18 @@ def test_concurrent_callers_get_their_own_texts(open_server):
 
     with ThreadPoolExecutor(8) as pool:
         assert list(pool.map(one, range(8))) == texts
+
+
+def test_deadline_header_is_504_in_lt_shape(open_server):
+    article = (ARTICLES / "parlamento.txt").read_text("utf-8") * 20
+    reply = post_json(
+        open_server,
+        "/translate",
+        {"q": article, "source": "pt", "target": "en"},
+        {"X-Server-Timeout": "0.05"},
+    )
+    message = assert_lt_error(reply, 504)
+    assert "deadline" in message
+    # The server is still fine afterwards.
+    ok = post_json(open_server, "/translate", {"q": "Olá.", "source": "pt", "target": "en"})
+    assert ok.body == flask_bytes({"translatedText": "Olá."})
