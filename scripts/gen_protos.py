@@ -20,6 +20,7 @@ PROTOS = sorted(
     for p in PROTO_ROOT.rglob("*.proto")
     if p.relative_to(PROTO_ROOT).parts[0] != "google"
 )
+DESCRIPTOR_SET = "dragoman_descriptor.binpb"
 # The retry and load-balancing policy every gRPC client should use (the Python client loads it).
 SERVICE_CONFIG = PROTO_ROOT / "dragoman" / "v1" / "service_config.json"
 # google/protobuf/descriptor.proto (imported by google/api/*.proto) ships with grpc_tools.
@@ -28,7 +29,7 @@ WELL_KNOWN = resources.files("grpc_tools") / "_proto"
 
 def generate(out_dir: Path) -> None:
     """Write dragoman/v1/*_pb2*.py(i) under out_dir."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "dragoman" / "v1").mkdir(parents=True, exist_ok=True)
     args = [
         "protoc",
         f"-I{PROTO_ROOT}",
@@ -36,6 +37,9 @@ def generate(out_dir: Path) -> None:
         f"--python_out={out_dir}",
         f"--pyi_out={out_dir}",
         f"--grpc_python_out={out_dir}",
+        # The descriptors with their comments, for the OpenAPI document's descriptions.
+        f"--descriptor_set_out={out_dir / 'dragoman' / 'v1' / DESCRIPTOR_SET}",
+        "--include_source_info",
         *PROTOS,
     ]
     if protoc.main(args) != 0:

@@ -131,6 +131,12 @@ def test_every_rpc_has_an_http_rule_and_openapi_matches_the_mounted_routes(web):
     assert schemas["DetectLanguageRequest"]["required"] == ["text"]
     assert "sourceLanguage" in schemas["TranslateRequest"]["properties"]
     assert schemas["ModelState"]["enum"][2] == "MODEL_STATE_READY"
+    # Descriptions are the proto's comments.
+    assert schemas["TranslateRequest"]["description"] == "A request to translate one or more texts."
+    target = schemas["TranslateRequest"]["properties"]["targetLanguage"]
+    assert target["description"] == "Required. The language to translate into."
+    operation = document["paths"]["/v1/translate"]["post"]
+    assert operation["summary"].startswith("Translates many texts in one call")
 
 
 def test_health_and_readiness(web):
@@ -324,6 +330,8 @@ def test_request_id_is_echoed_on_answers_errors_and_streams(web):
         **{"X-Request-Id": "req-44"},
     )
     assert stream.headers["x-request-id"] == "req-44"
+    unsafe = post(web.http_port, "/v1/detect", {"text": "Olá."}, **{"X-Request-Id": "a b;<c>"})
+    assert unsafe.headers["x-request-id"] == "abc"  # cleaned as over gRPC
     fresh = request(web.http_port, "GET", "/v1/models")
     assert len(fresh.headers["x-request-id"]) == 32
 
@@ -516,6 +524,15 @@ def test_concurrency_limit_is_shared_with_grpc():
             assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
         finally:
             connection.close()
+        # The caller that went away gives its slot back.
+        deadline = time.monotonic() + 10
+        while True:
+            reply = post(running.http_port, "/v1/detect", {"text": "Bom dia."})
+            if reply.status == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert reply.status == 200, reply.body
+        assert running.server.admission.concurrency.active == 0
 
 
 def test_request_form_reads_urlencoded_and_multipart_bodies_the_middleware_read():

@@ -346,15 +346,16 @@ def test_generated_protobuf_code_is_up_to_date(tmp_path):
     checked_in = ROOT / "client" / "dragoman" / "v1"
     generated = sorted(p.name for p in (tmp_path / "dragoman" / "v1").iterdir())
     assert generated == [
+        "dragoman_descriptor.binpb",
         "dragoman_pb2.py",
         "dragoman_pb2.pyi",
         "dragoman_pb2_grpc.py",
         "service_config.json",
     ]
     for name in generated:
-        assert (tmp_path / "dragoman" / "v1" / name).read_text() == (
+        assert (tmp_path / "dragoman" / "v1" / name).read_bytes() == (
             checked_in / name
-        ).read_text(), f"{name} is stale: run python scripts/gen_protos.py"
+        ).read_bytes(), f"{name} is stale: run python scripts/gen_protos.py"
 
 
 def test_readme_settings_table_matches_the_settings():

@@ -1,11 +1,17 @@
 """The OpenAPI 3 document of the transcoded API, generated from the proto descriptors: one
 operation per `google.api.http` rule, one schema per message and enum (proto3 JSON mapping:
 lowerCamelCase property names, enums as their value names), `required` from
-`google.api.field_behavior = REQUIRED`, and the google.rpc.Status error shape."""
+`google.api.field_behavior = REQUIRED`, descriptions from the proto's comments (the descriptor
+set with source info that scripts/gen_protos.py ships beside the generated code), and the
+google.rpc.Status error shape."""
 
 from __future__ import annotations
 
+import functools
+from importlib import resources
+
 from google.api import field_behavior_pb2
+from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import FieldDescriptor
 
 from dragoman.v1 import dragoman_pb2
@@ -26,6 +32,47 @@ _SCALARS = {
     FieldDescriptor.TYPE_BYTES: {"type": "string", "format": "byte"},
 }
 _REF = "#/components/schemas/"
+# FileDescriptorProto field numbers, as SourceCodeInfo paths use them.
+_MESSAGE, _ENUM, _SERVICE, _FIELD, _VALUE, _METHOD = 4, 5, 6, 2, 2, 2
+
+
+@functools.cache
+def comments() -> dict[tuple[str, ...], str]:
+    """Leading comments of dragoman.proto, by ("Message",), ("Message", "field"), ("Enum",),
+    ("Service", "Method"); empty when the descriptor set is not there."""
+    try:
+        data = resources.files("dragoman.v1").joinpath("dragoman_descriptor.binpb").read_bytes()
+    except (FileNotFoundError, ModuleNotFoundError):
+        return {}
+    files = descriptor_pb2.FileDescriptorSet.FromString(data).file
+    (file,) = [f for f in files if f.name == dragoman_pb2.DESCRIPTOR.name]
+    found = {}
+    for location in file.source_code_info.location:
+        text = " ".join(location.leading_comments.split())
+        if not text:
+            continue
+        path = list(location.path)
+        if path[:1] == [_MESSAGE] and len(path) in (2, 4):
+            message = file.message_type[path[1]]
+            if len(path) == 2:
+                found[(message.name,)] = text
+            elif path[2] == _FIELD:
+                found[(message.name, message.field[path[3]].name)] = text
+        elif path[:1] == [_ENUM] and len(path) == 2:
+            found[(file.enum_type[path[1]].name,)] = text
+        elif path[:1] == [_SERVICE] and len(path) == 4 and path[2] == _METHOD:
+            service = file.service[path[1]]
+            found[(service.name, service.method[path[3]].name)] = text
+    return found
+
+
+def _described(schema: dict, *key: str) -> dict:
+    text = comments().get(key)
+    if not text:
+        return schema
+    if "$ref" in schema:  # OpenAPI 3.0 ignores siblings of $ref
+        return {"allOf": [schema], "description": text}
+    return {**schema, "description": text}
 
 
 def _required(field: FieldDescriptor) -> bool:
@@ -48,13 +95,16 @@ def _field_schema(field: FieldDescriptor) -> dict:
 def _message_schema(descriptor) -> dict:
     schema: dict = {
         "type": "object",
-        "properties": {f.json_name: _field_schema(f) for f in descriptor.fields},
+        "properties": {
+            f.json_name: _described(_field_schema(f), descriptor.name, f.name)
+            for f in descriptor.fields
+        },
         "additionalProperties": False,
     }
     required = [f.json_name for f in descriptor.fields if _required(f)]
     if required:
         schema["required"] = required
-    return schema
+    return _described(schema, descriptor.name)
 
 
 def _status_schema() -> dict:
@@ -112,6 +162,9 @@ def _operation(binding) -> dict:
             },
         },
     }
+    summary = comments().get((SERVICE.name, method.name))
+    if summary:
+        operation["summary"] = summary
     if description:
         operation["description"] = description
     if binding.body == "*":
@@ -165,7 +218,7 @@ def openapi_document() -> dict:
     }
     schemas.update(
         {
-            name: {"type": "string", "enum": [v.name for v in descriptor.values]}
+            name: _described({"type": "string", "enum": [v.name for v in descriptor.values]}, name)
             for name, descriptor in dragoman_pb2.DESCRIPTOR.enum_types_by_name.items()
         }
     )
