@@ -76,27 +76,42 @@ class DataPlane:
     # -- language -------------------------------------------------------------------------------
 
     async def detect(self, text: str, max_results: int = 3) -> list[detection.LanguageScore]:
-        return await asyncio.to_thread(detection.detect, text[:DETECTION_CHARS], max_results)
+        """Candidates among the configured languages (what Translate would detect)."""
+        served = detection.configured_languages(self.config.models)
+        return await asyncio.to_thread(
+            detection.detect, text[:DETECTION_CHARS], max_results, served
+        )
 
     async def _source(
         self, given: str | None, text: str, field: str, target: str | None
     ) -> _Source:
         if given:
             return _Source(given, False, 0.0)
-        best = (await self.detect(text, 1))[0]
-        detected = _Source(best.language, True, best.confidence)
-        if target is None or base(best.language) == base(target):
-            return detected
-        if self.router.has_route(best.language, target):
-            return detected
-        if best.confidence < detection.CONFIDENT:
+        # Candidates: the configured languages and the target (see detection.py for why).
+        candidates = detection.configured_languages(self.config.models) | {target or ""} - {""}
+        found = await asyncio.to_thread(detection.identify, text[:DETECTION_CHARS], candidates)
+        best = found.foreign or found.best
+        if best is None or (found.foreign is None and best.confidence < detection.CONFIDENT):
+            guess = f" (best guess {best.language!r} at {best.confidence:.2f})" if best else ""
             raise InvalidArgument(
-                f"{field}: the language could not be detected reliably (best guess "
-                f"{best.language!r} at {best.confidence:.2f}); set source_language"
+                f"{field}: the language could not be detected reliably{guess}; set source_language",
+                reason="LANGUAGE_NOT_DETECTED",
+                field=field,
             )
+        detected = _Source(best.language, True, best.confidence)
+        if found.foreign is None and (
+            target is None
+            or base(best.language) == base(target)
+            or self.router.has_route(best.language, target)
+        ):
+            return detected
+        served = ", ".join(sorted(candidates))
+        routes = f"has no route to {target!r}" if target else f"is not served (served: {served})"
         raise InvalidArgument(
-            f"{field}: detected language {best.language!r} (confidence {best.confidence:.2f}) has no "
-            f"route to {target!r}; supported pairs: {', '.join(self.router.supported_pairs())}"
+            f"{field}: detected language {best.language!r} (confidence {best.confidence:.2f}) "
+            f"{routes}; supported pairs: {', '.join(self.router.supported_pairs())}",
+            reason="LANGUAGE_NOT_SERVED",
+            field=field,
         )
 
     # -- translation ----------------------------------------------------------------------------
