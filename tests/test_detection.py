@@ -213,3 +213,20 @@ def test_two_servers_in_one_process_keep_their_own_candidates(pt_en):
         assert all(want == got for want, got in results), results
         [result] = es_en.translate(spanish[0], to="en")
         assert result.source_language == "es" and result.text == spanish[0]
+
+
+def test_a_text_with_nothing_to_read_is_not_a_detection():
+    """No features (emoji, an ellipsis): every candidate ties at 1/n, which is not a detection."""
+    for text in ("😀👍", "…", "<x1>"):
+        found = detection.identify(text, {"pt", "en"})
+        assert not found.reliable and found.best.confidence == 0.5
+
+
+@needs_copy_model
+def test_an_unreadable_text_is_refused_with_set_source_language(pt_en):
+    with pytest.raises(dragoman.DragomanError) as excinfo:
+        pt_en.translate("😀👍", to="en")
+    assert excinfo.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "texts[0]" in excinfo.value.message and "source_language" in excinfo.value.message
+    [result] = pt_en.translate("😀👍", to="en", source="pt")
+    assert result.text == "😀👍"
