@@ -51,7 +51,7 @@ class SourceResolver:
         candidates = self.served | {target or ""} - {""}
         found = await asyncio.to_thread(detection.identify, text[:DETECTION_CHARS], candidates)
         best = found.foreign or found.best
-        if best is None or (found.foreign is None and best.confidence < detection.CONFIDENT):
+        if best is None or (found.foreign is None and best.confidence <= detection.CONFIDENT):
             guess = f" (best guess {best.language!r} at {best.confidence:.2f})" if best else ""
             raise InvalidArgument(
                 f"{field}: the language could not be detected reliably{guess}; set source_language",

@@ -9,7 +9,8 @@ Requests and responses follow LibreTranslate's own API (its `app.py` and API doc
   them: `{"translatedText": ...}`, plus `detectedLanguage` (confidence 0-100) when `source` is
   `auto`; `/detect` answers `[{"confidence": ..., "language": ...}]`;
 - errors are `{"error": "message"}` with LibreTranslate's status codes: 400 invalid request, 403
-  API key (LibreTranslate's "banned"), 429 slow down (message prefixed `Slowdown: `), 500 failure,
+  API key (LibreTranslate's "banned"), 429 slow down (message prefixed `Slowdown: `), 500 failure
+  (a model that failed to load included),
   and 503 while a model is loading or the server is stopping (Dragoman's UNAVAILABLE);
 - every response carries LibreTranslate's CORS headers, so browser extensions keep working.
 
