@@ -58,7 +58,9 @@ REPETITION = "repetition"
 LENGTH_RATIO = "length_ratio"
 NUMBERS_MISMATCH = "numbers_mismatch"
 GLOSSARY_TERM_MISSING = "glossary_term_missing"
-KINDS = (REPETITION, LENGTH_RATIO, NUMBERS_MISMATCH, GLOSSARY_TERM_MISSING)
+# An instruction model's preamble, quotes, code fence or note, removed by rule (prompts.unwrap).
+WRAPPER_REMOVED = "wrapper_removed"
+KINDS = (REPETITION, LENGTH_RATIO, NUMBERS_MISMATCH, GLOSSARY_TERM_MISSING, WRAPPER_REMOVED)
 
 MAX_RATIO = 3
 MAX_EXTRA = 20

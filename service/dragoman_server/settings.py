@@ -9,6 +9,7 @@ import difflib
 import math
 import os
 import re
+import string
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -339,6 +340,9 @@ def _coerce(setting: Setting, value: Any, where: str) -> Any:
 TASKS = ("translation", "summarization")
 BACKENDS = ("torch", "ctranslate2")
 QUANTIZE = ("dynamic-int8",)
+BATCHING = ("continuous", "static")
+# The named fields a `prompt_template` may use (see prompts.py).
+PROMPT_FIELDS = ("text", "source_language", "target_language", "words", "format")
 COMPUTE_TYPES = (
     "auto",
     "default",
@@ -375,6 +379,12 @@ class ModelConfig:
     intra_threads: int | None = None  # ctranslate2: threads per batch (None: auto)
     language_codes: Mapping[str, str] = field(default_factory=dict)
     glossary: Mapping[str, str] = field(default_factory=dict)
+    # Instruction (decoder-only chat) models only; see prompts.py and engines/causal.py.
+    system_prompt: str | None = None  # None: the built-in one; "": none
+    prompt_template: str | None = None  # None: the built-in one for the task
+    batching: str = "continuous"  # continuous (iteration-level) or static (batcher.py)
+    kv_cache_mb: int = 512  # KV-cache memory for continuous batching
+    context_window: int | None = None  # cap on the model's own window (tokens)
 
     @property
     def pairs(self) -> tuple[tuple[str, str], ...]:
@@ -389,7 +399,8 @@ _MODEL_FIELDS = {f.name: f for f in fields(ModelConfig)}
 class _Key:
     """The type and range of one `[[models]]` key."""
 
-    kind: str  # "str" (non-empty), "text" (any string), "int", "float", "strings", "table"
+    # "str" (non-empty), "text" (any string), "int", "float", "strings", "table", "template"
+    kind: str
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] = ()
@@ -408,12 +419,17 @@ class _Key:
             "text": "a string (empty for none)",
             "strings": "a non-empty list of strings",
             "table": 'a table of strings to strings, e.g. { "pt-BR" = ">>pob<<" }',
+            "template": "a string with {text} whose only {fields} are "
+            + ", ".join("{" + f + "}" for f in PROMPT_FIELDS)
+            + " (double other braces: {{ }})",
         }[self.kind]
 
     def problem(self, value: Any) -> bool:
         """True when `value` is not allowed."""
         if self.kind == "text":
             return not isinstance(value, str)
+        if self.kind == "template":
+            return _template_problem(value)
         if self.kind == "str":
             if not isinstance(value, str) or not value.strip():
                 return True
@@ -460,8 +476,24 @@ _MODEL_KEYS: dict[str, _Key] = {
     "intra_threads": _Key("int", minimum=0, maximum=MAX_THREADS),
     "language_codes": _Key("table"),
     "glossary": _Key("table"),
+    "system_prompt": _Key("text"),  # "" turns the built-in system prompt off
+    "prompt_template": _Key("template"),
+    "batching": _Key("str", choices=BATCHING),
+    "kv_cache_mb": _Key("int", minimum=1, maximum=1_048_576),
+    "context_window": _Key("int", minimum=16, maximum=10_000_000),
 }
 assert set(_MODEL_KEYS) == set(_MODEL_FIELDS), "every ModelConfig field needs a _Key"
+
+
+def _template_problem(value: Any) -> bool:
+    """True unless `value` is a str.format template using only PROMPT_FIELDS, {text} included."""
+    if not isinstance(value, str):
+        return True
+    try:
+        names = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
+    except ValueError:  # unbalanced braces
+        return True
+    return "text" not in names or any(n not in PROMPT_FIELDS for n in names)
 
 
 def _model_config(
