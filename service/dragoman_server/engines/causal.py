@@ -234,7 +234,7 @@ class InstructionEngine(Engine):
         gc.max_length = None
         gc.min_length = 0
         gc.max_new_tokens = max(p.max_new_tokens for p in prepared)
-        gc.min_new_tokens = min(p.min_new_tokens for p in prepared)
+        gc.min_new_tokens = min(p.min_new_tokens for p in prepared) or None
         if params.num_beams is not None:
             gc.num_beams = params.num_beams
         if params.no_repeat_ngram_size is not None:
