@@ -43,6 +43,7 @@ from dragoman.results import (
     OutputFlag,
     RouteHop,
     Summary,
+    SummaryChunk,
     Translation,
     TranslationChunk,
 )
@@ -596,6 +597,12 @@ def summary(response: dragoman_pb2.SummarizeResponse) -> Summary:
         output_tokens=response.output_tokens,
         path=response.path,
         rounds=response.rounds,
+    )
+
+
+def summary_chunk(message: dragoman_pb2.SummarizeStreamResponse) -> SummaryChunk:
+    return SummaryChunk(
+        delta=message.delta, summary=summary(message.done) if message.HasField("done") else None
     )
 
 

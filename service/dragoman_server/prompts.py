@@ -130,8 +130,11 @@ class PromptBuilder:
 _ANSWER = r"(?:translation|translated text|summary|version|tradução|resumo|texto traduzido)"
 _PREAMBLE = re.compile(
     r"\A[ \t]*(?:(?:sure|certainly|of course|okay|ok)[!.,]?\s+)?"
-    r"(?:(?:here(?: is|'s| are)|below is|aqui está|segue|eis)\b[^\n:]{0,60}?\b" + _ANSWER
-    + r"\b[^\n:]{0,40}|(?:[\w-]+[ \t]+){0,3}" + _ANSWER + r")[ \t]*:[ \t]*\n?\s*",
+    r"(?:(?:here(?: is|'s| are)|below is|aqui está|segue|eis)\b[^\n:]{0,60}?\b"
+    + _ANSWER
+    + r"\b[^\n:]{0,40}|(?:[\w-]+[ \t]+){0,3}"
+    + _ANSWER
+    + r")[ \t]*:[ \t]*\n?\s*",
     re.IGNORECASE,
 )
 _FENCE = re.compile(r"\A```[\w-]*[ \t]*\n(.*)\n```[ \t]*\Z", re.DOTALL)

@@ -53,7 +53,11 @@ def segment_texts(
     token count of each of their segments in order."""
     docs = [
         split_document(
-            t, lambda s: engine.count_tokens([s])[0], engine.max_input_tokens, base(language)
+            t,
+            lambda s: engine.count_tokens([s])[0],
+            engine.max_input_tokens,
+            base(language),
+            whole_paragraphs=engine.instruct,  # instruction models translate with context
         )
         for t in texts
     ]

@@ -203,7 +203,9 @@ class InstructionEngine(Engine):
             budget = self.summary_room
         budget = min(budget, self.max_new_tokens, self.window - len(ids))
         if budget < 1:
-            raise ValueError(f"prompt of {len(ids)} tokens leaves no room in the window {self.window}")
+            raise ValueError(
+                f"prompt of {len(ids)} tokens leaves no room in the window {self.window}"
+            )
         minimum = min(params.min_new_tokens or 0, budget)
         return Prompt(ids, text_tokens, budget, minimum, prompts.stop_strings(text))
 
