@@ -98,6 +98,7 @@ class DataPlane:
         work = asyncio.ensure_future(
             _ends_in_a_status(self.summarizer.summarize(request, deltas.put_nowait))
         )
+        getter: asyncio.Future | None = None
         try:
             while True:
                 getter = asyncio.ensure_future(deltas.get())
@@ -111,6 +112,8 @@ class DataPlane:
                 yield work.result()
                 return
         finally:
+            if getter is not None:
+                getter.cancel()
             work.cancel()
 
     def list_models(self) -> list[ModelEntry]:

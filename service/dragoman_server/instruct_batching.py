@@ -169,14 +169,17 @@ class InstructBatcher:
                 stop_strings=prompt.stop_strings,
                 min_new_tokens=prompt.min_new_tokens,
             )
+            deltas = stream.__aiter__() if on_delta is not None else None
             try:
-                if on_delta is not None:
-                    async for delta in stream:
+                if deltas is not None:
+                    async for delta in deltas:
                         on_delta(delta)
                 raw = await stream.result()
             finally:
                 if not stream.done:
                     stream.cancel()  # this unit was let go of: leave the batch, free the cache
+                if deltas is not None:
+                    await deltas.aclose()
             self._answered += 1
             self._input_tokens += raw.input_tokens
             return await asyncio.to_thread(

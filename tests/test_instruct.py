@@ -1,0 +1,424 @@
+"""Instruction (decoder-only chat) models through the real server and client.
+
+The fidelity oracle is ../shared/models/copy-chat served with `prompt_template = "{text}"` and no
+system prompt: its correct answer is its input. It is imperfect (its README), so every text is
+first checked to copy directly, in-process, through its chat template; the service must then return
+it exactly, and any difference is the service's. Tiny random Qwen2 and Llama chat models (built by
+model_factory) exercise the built-in prompts, streaming and cancellation.
+"""
+
+import asyncio
+import time
+from functools import lru_cache
+
+import dragoman
+import grpc
+import pytest
+from conftest import COPY_MODEL, ROOT, make_config
+from dragoman.v1 import dragoman_pb2 as pb
+from dragoman.v1 import dragoman_pb2_grpc as pb_grpc
+from dragoman_server.errors import ConfigError
+from dragoman_server.prompts import unwrap
+from dragoman_server.server import BackgroundServer
+from dragoman_server.settings import Config
+
+COPY_CHAT = ROOT.parent / "shared" / "models" / "copy-chat"
+
+pytestmark = pytest.mark.skipif(
+    not (COPY_CHAT.is_dir() and COPY_MODEL.is_dir()),
+    reason="../shared/models/copy-chat or copy-pt-en is not beside this checkout",
+)
+
+
+def chat(name: str, task: str, languages: list[str], **extra) -> dict:
+    """copy-chat as a plain copier: the prompt is the text, no system prompt."""
+    return {
+        "name": name,
+        "task": task,
+        "source": str(COPY_CHAT),
+        "languages": languages,
+        "prompt_template": "{text}",
+        "system_prompt": "",
+        **extra,
+    }
+
+
+@lru_cache(maxsize=1)
+def _copy_chat():
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return (
+        AutoTokenizer.from_pretrained(COPY_CHAT),
+        AutoModelForCausalLM.from_pretrained(COPY_CHAT).eval(),
+    )
+
+
+def copies_directly(text: str) -> bool:
+    """Whether copy-chat, in-process through its chat template, answers with `text` exactly."""
+    import torch
+
+    tokenizer, model = _copy_chat()
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False
+    )
+    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+    with torch.inference_mode():
+        out = model.generate(**ids, max_new_tokens=64, do_sample=False)
+    answer = tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+    return answer == text
+
+
+@pytest.fixture(scope="module")
+def chat_models(tmp_path_factory):
+    from model_factory import build_tiny_llama_chat, build_tiny_qwen2_chat
+
+    root = tmp_path_factory.mktemp("chat-models")
+    return {
+        "qwen": build_tiny_qwen2_chat(root / "qwen", max_new_tokens=200),
+        "llama": build_tiny_llama_chat(root / "llama"),
+        "no-template": build_tiny_qwen2_chat(root / "no-template", chat_template=None),
+    }
+
+
+@pytest.fixture(scope="module")
+def instruct_server(chat_models):
+    """copy-chat for pt<->en translation (continuous) and es-en (static), and for pt/en
+    summaries; copy-chat echoing a preamble for it-en; the seq2seq copy model for en-de; tiny
+    random Qwen2 (fr-en) and Llama (fr summaries); a decoder-only model with no chat template."""
+    config = make_config(
+        [
+            chat("chat", "translation", ["pt-en", "en-pt"]),
+            chat("chat-static", "translation", ["es-en"], batching="static"),
+            chat("chat-sum", "summarization", ["pt", "en"]),
+            chat(
+                "chat-preamble",
+                "translation",
+                ["it-en"],
+                prompt_template="Here is the translation: {text}",
+            ),
+            {
+                "name": "marian-copy",
+                "task": "translation",
+                "source": str(COPY_MODEL),
+                "languages": ["en-de"],
+            },
+            {
+                "name": "qwen",
+                "task": "translation",
+                "source": str(chat_models["qwen"]),
+                "languages": ["fr-en"],
+                "max_new_tokens": 200,
+            },
+            {
+                "name": "llama",
+                "task": "summarization",
+                "source": str(chat_models["llama"]),
+                "languages": ["fr"],
+            },
+            {
+                "name": "no-template",
+                "task": "translation",
+                "source": str(chat_models["no-template"]),
+                "languages": ["nl-en"],
+            },
+        ],
+        max_batch_size=8,
+    )
+    with BackgroundServer(config) as running:
+        assert running.ready
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(instruct_server):
+    with dragoman.Client(instruct_server.address, timeout=60) as c:
+        yield c
+
+
+# -- fidelity through copy-chat -------------------------------------------------------------------
+
+PARAGRAPHS = [
+    "O Governo aprovou ontem o orçamento de 2025.",
+    "Lisboa, 3 de maio (Lusa) – O ministro falou.",
+    "A taxa subiu 2,5% em abril.",
+    "O Presidente da República promulgou o diploma.",
+    "«Vamos continuar», disse o primeiro-ministro.",
+    "Os preços caíram 3,1% no trimestre.",
+]
+SEPARATORS = ["\n\n", "\n", "\r\n", "  \n\t\n", "\n\n\n", "\u2028"]
+
+
+def _copied(texts):
+    kept = [t for t in texts if copies_directly(t)]
+    assert len(kept) >= 3, f"copy-chat copies too few of the test paragraphs: {kept}"
+    return kept
+
+
+def test_structure_is_kept_exactly(client):
+    """Paragraphs, line breaks and whitespace come back exactly where they were."""
+    paragraphs = _copied(PARAGRAPHS)
+    article = "  " + "".join(p + SEPARATORS[i % len(SEPARATORS)] for i, p in enumerate(paragraphs))
+    article += "\t" + paragraphs[0] + " \n"
+    [result] = client.translate(article, "en", source="pt", model="chat")
+    assert result.text == article
+    assert not result.flags
+
+
+def test_static_batching_keeps_structure_too(client):
+    paragraphs = _copied(PARAGRAPHS)
+    article = "\n\n".join(paragraphs) + "\n"
+    [result] = client.translate(article, "en", source="es", model="chat-static")
+    assert result.text == article
+
+
+def test_long_paragraph_is_split_to_fit_the_window_and_rejoined(client, instruct_server):
+    """A paragraph over the unit budget (31 text tokens for copy-chat) is split at sentences."""
+    engine = instruct_server.server.registry.entries["chat"].engine
+    sentences = _copied(PARAGRAPHS)
+    paragraph = " ".join(sentences)
+    assert engine.count_tokens([paragraph])[0] > engine.max_input_tokens
+    text = paragraph + "\n\n" + sentences[0]
+    [result] = client.translate(text, "en", source="pt", model="chat")
+    assert result.text == text
+
+
+def test_html_inline_tags_come_back_intact(client):
+    html = "<p>O <b>Governo</b> aprovou <i>ontem</i> o orçamento.</p>\n<p>A taxa subiu 2,5%.</p>"
+    [result] = client.translate(html, "en", source="pt", model="chat", mime_type="text/html")
+    assert result.text == html
+
+
+def test_translate_stream_joins_to_the_input(client):
+    paragraphs = _copied(PARAGRAPHS)
+    article = "\n\n".join(paragraphs)
+    with client.translate_stream(article, "en", source="pt", model="chat") as stream:
+        chunks = list(stream)
+    assert len(chunks) == len(paragraphs)
+    assert "".join(c.text for c in chunks) == article
+
+
+def test_glossary_applies_through_an_instruction_model(client):
+    text = _copied(PARAGRAPHS)[0]
+    term = text.split()[1]  # "Governo"
+    [result] = client.translate(text, "en", source="pt", model="chat", glossary={term: "GOV"})
+    assert result.text == text.replace(term, "GOV")
+    assert result.applied_glossary == {term: "GOV"}
+
+
+# -- wrappers -------------------------------------------------------------------------------------
+
+
+def test_preamble_is_removed_and_flagged(client):
+    """copy-chat echoes the template's preamble: it is removed by rule and flagged."""
+    text = _copied(PARAGRAPHS)[0]
+    assert copies_directly("Here is the translation: " + text)
+    [result] = client.translate(text, "en", source="it", model="chat-preamble")
+    assert result.text == text
+    assert result.flags and {f.kind for f in result.flags} == {"wrapper_removed"}
+    assert all("Here is the translation:" in f.detail for f in result.flags)
+
+
+def test_a_source_that_starts_like_a_preamble_is_not_cut(client):
+    text = "Here is the translation: " + _copied(PARAGRAPHS)[0]
+    if not copies_directly(text):
+        pytest.skip("copy-chat does not copy this text")
+    [result] = client.translate(text, "pt", source="en", model="chat")
+    assert result.text == text
+    assert not result.flags
+
+
+@pytest.mark.parametrize(
+    "source, output, expected",
+    [
+        ("Olá mundo.", "Here is the translation: Hello world.", "Hello world."),
+        ("Olá.", "Sure! Here's the English translation:\n\nHello.", "Hello."),
+        ("Olá.", "```\nHello.\n```", "Hello."),
+        ("Olá.", "“Hello.”", "Hello."),
+        ("Olá.", "Hello.\n\nNote: I kept the tone.", "Hello."),
+        ("«Olá.»", "«Hello.»", "«Hello.»"),  # the source's own quotes stay
+        ("Política: x.", "Translation policy: x.", "Translation policy: x."),  # not a preamble
+        ("Tradução: x.", "Translation: x.", "Translation: x."),  # the source has it
+        ("Olá.", "Translation:", "Translation:"),  # never empties an output
+    ],
+)
+def test_unwrap_removes_only_what_the_source_lacks(source, output, expected):
+    assert unwrap(source, output).text == expected
+
+
+def test_unwrap_never_changes_a_faithful_copy():
+    for text in [*PARAGRAPHS, "Summary: the day.", '"Quoted whole."', "Note: x", "```\ncode\n```"]:
+        assert unwrap(text, text).text == text
+
+
+# -- summaries ------------------------------------------------------------------------------------
+
+
+def test_cross_lingual_summary_in_one_step(client):
+    text = _copied(PARAGRAPHS)[0]
+    summary = client.summarize(text, source="pt", to="en", model="chat-sum", max_words=50)
+    assert summary.path == "summarize-cross-lingual"
+    assert summary.models == ["chat-sum"]
+    assert summary.summary == text  # copy-chat: the "summary" is the text
+
+
+def test_cross_lingual_summary_is_found_without_naming_the_model(client):
+    text = _copied(PARAGRAPHS)[0]
+    summary = client.summarize(text, source="pt", to="en", max_words=50)
+    assert (summary.path, summary.models) == ("summarize-cross-lingual", ["chat-sum"])
+
+
+def test_long_text_is_summarised_chunk_then_summary(client, instruct_server):
+    paragraphs = _copied(PARAGRAPHS)
+    text = "\n\n".join(paragraphs * 3)
+    engine = instruct_server.server.registry.entries["chat-sum"].engine
+    assert engine.count_tokens([text])[0] > engine.window
+    summary = client.summarize(text, source="pt", model="chat-sum", max_words=20)
+    assert summary.rounds >= 2
+    assert 0 < len(summary.summary.split()) <= 20
+
+
+def test_summarize_stream_sends_deltas_then_the_result(client):
+    text = _copied(PARAGRAPHS)[0]
+    with client.summarize_stream(text, source="pt", to="en", max_words=50) as stream:
+        chunks = list(stream)
+    deltas = [c.delta for c in chunks if c.summary is None]
+    assert len(deltas) > 1, "the summary came in one piece, not as generated"
+    assert chunks[-1].summary is not None
+    assert "".join(deltas) + chunks[-1].delta == text
+    assert chunks[-1].summary.summary == text
+    assert chunks[-1].summary.path == "summarize-cross-lingual"
+
+
+def test_summarize_stream_of_a_seq2seq_path_sends_the_result(client):
+    """Paths without an instruction model answer with the result alone (one message)."""
+    with pytest.raises(dragoman.DragomanError) as caught:
+        list(client.summarize_stream("Hallo Welt.", source="de"))
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_async_summarize_stream(instruct_server):
+    text = _copied(PARAGRAPHS)[0]
+
+    async def main():
+        async with dragoman.AsyncClient(instruct_server.address, timeout=60) as c:
+            return [chunk async for chunk in c.summarize_stream(text, source="pt", max_words=50)]
+
+    chunks = asyncio.run(main())
+    assert chunks[-1].summary.summary == text
+    assert chunks[-1].summary.path == "summarize"
+
+
+def test_built_in_prompts_on_random_models(client):
+    """The built-in templates through real chat templates (Qwen2 ChatML, Llama 3)."""
+    [translation] = client.translate("Le gouvernement a approuvé le budget.", "en", source="fr")
+    assert translation.route and translation.route[0].model == "qwen"
+    summary = client.summarize("Le gouvernement a approuvé le budget.", source="fr", max_words=10)
+    assert summary.models == ["llama"]
+    assert len(summary.summary.split()) <= 10
+
+
+# -- mixing and errors ----------------------------------------------------------------------------
+
+
+def test_seq2seq_and_instruction_models_serve_side_by_side(client):
+    [seq2seq] = client.translate("The minister spoke.", "de", source="en")
+    [instruct] = client.translate(_copied(PARAGRAPHS)[0], "en", source="pt")
+    assert seq2seq.text == "The minister spoke."
+    assert [h.model for h in seq2seq.route] == ["marian-copy"]
+    assert [h.model for h in instruct.route] == ["chat"]
+    states = {m.name: m.state for m in client.models()}
+    assert states["marian-copy"] == states["chat"] == states["qwen"] == "ready"
+
+
+def test_decoder_only_model_without_chat_template_fails_in_one_line(client):
+    [info] = [m for m in client.models() if m.name == "no-template"]
+    assert info.state == "failed"
+    assert "chat template" in info.error and "prompt_template" in info.error
+    assert "\n" not in info.error
+    with pytest.raises(dragoman.DragomanError) as caught:
+        client.translate("Hallo.", "en", source="nl")
+    assert caught.value.code == grpc.StatusCode.FAILED_PRECONDITION
+
+
+@pytest.mark.parametrize(
+    "key, value, words",
+    [
+        ("prompt_template", "Translate {txt}", "prompt_template must be"),
+        ("prompt_template", "no text field", "{text}"),
+        ("prompt_template", "{text} {", "prompt_template must be"),
+        ("batching", "dynamic", "continuous, static"),
+        ("kv_cache_mb", 0, "kv_cache_mb must be"),
+        ("context_window", 8, "context_window must be"),
+        ("system_prompt", 3, "system_prompt must be"),
+    ],
+)
+def test_bad_instruction_settings_are_one_line(key, value, words):
+    with pytest.raises(ConfigError) as caught:
+        Config.from_dict({"models": [chat("m", "translation", ["pt-en"], **{key: value})]})
+    message = str(caught.value)
+    assert words in message and "\n" not in message and "m" in message
+
+
+def test_instruction_keys_on_a_seq2seq_model_fail_its_load():
+    config = make_config(
+        [
+            {
+                "name": "seq2seq",
+                "task": "translation",
+                "source": str(COPY_MODEL),
+                "languages": ["pt-en"],
+                "prompt_template": "{text}",
+            }
+        ]
+    )
+    with BackgroundServer(config) as running:
+        entry = running.server.registry.entries["seq2seq"]
+        assert entry.state.value == "failed"
+        assert "instruction" in entry.error and "\n" not in entry.error
+
+
+# -- cancellation ---------------------------------------------------------------------------------
+
+
+def _wait_until(predicate, timeout=10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_cancelled_stream_leaves_the_batch_and_frees_its_cache(instruct_server):
+    """qwen (random) generates up to 200 tokens; the caller goes after the first pieces."""
+    batcher = instruct_server.server.registry.entries["qwen"].batcher.continuous
+    cancelled_before = batcher.stats.cancelled
+    channel = grpc.insecure_channel(instruct_server.address)
+    stub = pb_grpc.DragomanStub(channel)
+    text = "Le gouvernement a approuvé le budget de l'État. " * 2
+    call = stub.TranslateStream(
+        pb.TranslateRequest(texts=[text], source_language="fr", target_language="en")
+    )
+    assert _wait_until(lambda: batcher.active == 1, 10), "the request never joined the batch"
+    call.cancel()
+    assert _wait_until(lambda: batcher.active == 0 and batcher.stats.kv_bytes == 0, 10)
+    assert batcher.stats.cancelled > cancelled_before
+    channel.close()
+
+
+def test_timed_out_request_frees_its_slot(instruct_server):
+    batcher = instruct_server.server.registry.entries["qwen"].batcher.continuous
+    with dragoman.Client(instruct_server.address) as c:
+        with pytest.raises(dragoman.DragomanError) as caught:
+            c.translate("Le budget de l'État. " * 3, "en", source="fr", timeout=0.3)
+    assert caught.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert _wait_until(lambda: batcher.active == 0 and batcher.stats.kv_bytes == 0, 10)
+
+
+def test_summary_stream_cancelled_by_the_client_frees_the_slot(instruct_server):
+    batcher = instruct_server.server.registry.entries["llama"].batcher.continuous
+    with dragoman.Client(instruct_server.address, timeout=60) as c:
+        stream = c.summarize_stream("Le gouvernement a approuvé le budget.", source="fr")
+        next(stream)
+        stream.cancel()
+    assert _wait_until(lambda: batcher.active == 0 and batcher.stats.kv_bytes == 0, 10)
