@@ -8,12 +8,14 @@ model_factory) exercise the built-in prompts, streaming and cancellation.
 """
 
 import asyncio
+import json
 import time
 from functools import lru_cache
 
-import dragoman
 import grpc
 import pytest
+
+import dragoman
 from conftest import COPY_MODEL, ROOT, make_config
 from dragoman.v1 import dragoman_pb2 as pb
 from dragoman.v1 import dragoman_pb2_grpc as pb_grpc
@@ -188,6 +190,18 @@ def test_html_inline_tags_come_back_intact(client):
     assert result.text == html
 
 
+def test_a_unit_that_loses_its_tags_is_redone_sentence_by_sentence(client, instruct_server):
+    """qwen is random: it loses the placeholders of a two-sentence block, which is then translated
+    again one sentence at a time; every tag comes back either way (markup puts lost ones back)."""
+    batcher = instruct_server.server.registry.entries["qwen"].batcher
+    before = batcher.stats.segments
+    html = "<p>Le <b>gouvernement</b> a approuvé le budget. Le <i>ministre</i> a parlé.</p>"
+    [result] = client.translate(html, "en", source="fr", mime_type="text/html")
+    assert batcher.stats.segments - before == 3  # the block, then its two sentences
+    for tag in ("<p>", "<b>", "</b>", "<i>", "</i>", "</p>"):
+        assert result.text.count(tag) == 1
+
+
 def test_translate_stream_joins_to_the_input(client):
     paragraphs = _copied(PARAGRAPHS)
     article = "\n\n".join(paragraphs)
@@ -287,6 +301,27 @@ def test_summarize_stream_sends_deltas_then_the_result(client):
     assert "".join(deltas) + chunks[-1].delta == text
     assert chunks[-1].summary.summary == text
     assert chunks[-1].summary.path == "summarize-cross-lingual"
+
+
+def test_cli_summarize_stream(instruct_server, tmp_path, capsys):
+    from dragoman.cli import main
+
+    text = _copied(PARAGRAPHS)[0]
+    path = tmp_path / "article.txt"
+    path.write_text(text, "utf-8")
+    argv = ["summarize", "--server", instruct_server.address, "--from", "pt", "--to", "en"]
+    assert main([*argv, "--max-words", "50", "--stream", str(path)]) == 0
+    assert capsys.readouterr().out == text + "\n"
+    assert main([*argv, "--max-words", "3", "--stream", str(path)]) == 0
+    # The streamed text (its output budget follows max_words), then the summary to keep (cut to
+    # three words) after a rule line.
+    streamed, rule, kept = capsys.readouterr().out.rpartition("\n---\n")
+    assert rule and text.startswith(streamed) and len(streamed.split()) > 3
+    assert kept == " ".join(text.split()[:3]) + "\n"
+    assert main([*argv, "--max-words", "50", "--stream", "--json", str(path)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) > 2 and lines[-1]["summary"]["path"] == "summarize-cross-lingual"
+    assert "".join(line["delta"] for line in lines) == text
 
 
 def test_summarize_stream_of_a_seq2seq_path_sends_the_result(client):
