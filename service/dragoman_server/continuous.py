@@ -210,8 +210,11 @@ class ContinuousBatcher:
         self.prefill_chunk_tokens = max(1, prefill_chunk_tokens)
         config = model.config
         text_config = config.get_text_config(decoder=True)
+        self.vocab_size = model.get_input_embeddings().num_embeddings
         window = getattr(text_config, "max_position_embeddings", None)
-        self.max_window = min(w for w in (window, max_window) if w) if window or max_window else None
+        self.max_window = (
+            min(w for w in (window, max_window) if w) if window or max_window else None
+        )
         self.device = next(model.parameters()).device
         dtype_size = next(model.parameters()).element_size()
         self.bytes_per_token = kv_bytes_per_token(config, dtype_size)
@@ -267,6 +270,13 @@ class ContinuousBatcher:
             raise InvalidArgument(
                 f"max_new_tokens must be at least 1, not {max_new_tokens}",
                 reason="MAX_NEW_TOKENS_INVALID",
+            )
+        vocab = self.vocab_size
+        bad = next((t for t in prompt_ids if not 0 <= t < vocab), None)
+        if bad is not None:
+            raise InvalidArgument(
+                f"token id {bad} is outside model {self.name!r}'s vocabulary (0..{vocab - 1})",
+                reason="TOKEN_ID_INVALID",
             )
         request = _Request(
             list(prompt_ids),
@@ -443,12 +453,20 @@ class ContinuousBatcher:
             new_width = max(old, width)
             for mine, theirs in zip(self._cache.layers, cache.layers, strict=True):
                 mine.keys = torch.cat(
-                    [pad(mine.keys, (0, 0, new_width - old, 0)), pad(theirs.keys, (0, 0, new_width - width, 0))]
+                    [
+                        pad(mine.keys, (0, 0, new_width - old, 0)),
+                        pad(theirs.keys, (0, 0, new_width - width, 0)),
+                    ]
                 )
                 mine.values = torch.cat(
-                    [pad(mine.values, (0, 0, new_width - old, 0)), pad(theirs.values, (0, 0, new_width - width, 0))]
+                    [
+                        pad(mine.values, (0, 0, new_width - old, 0)),
+                        pad(theirs.values, (0, 0, new_width - width, 0)),
+                    ]
                 )
-            self._mask = torch.cat([pad(self._mask, (new_width - old, 0)), pad(ones, (new_width - width, 0))])
+            self._mask = torch.cat(
+                [pad(self._mask, (new_width - old, 0)), pad(ones, (new_width - width, 0))]
+            )
             self._rows.append(request)
         self.stats.largest_batch = max(self.stats.largest_batch, len(self._rows))
         self._account()
@@ -470,7 +488,9 @@ class ContinuousBatcher:
         )
         self._mask = mask
         tokens = self._pick(out.logits[:, -1, :], rows)
-        finished = [i for i, (r, t) in enumerate(zip(rows, tokens, strict=True)) if self._append(r, t)]
+        finished = [
+            i for i, (r, t) in enumerate(zip(rows, tokens, strict=True)) if self._append(r, t)
+        ]
         elapsed = time.perf_counter() - started
         self._step_seconds = 0.8 * self._step_seconds + 0.2 * elapsed
         self.stats.steps += 1
@@ -528,7 +548,9 @@ class ContinuousBatcher:
             request.send(request.stream._on_delta, text[request.emitted :])
             request.emitted = len(text)
         output_tokens = len(request.output_ids) + (1 if request.ended_by_eos else 0)
-        result = Generated(text=text, input_tokens=len(request.prompt_ids), output_tokens=output_tokens)
+        result = Generated(
+            text=text, input_tokens=len(request.prompt_ids), output_tokens=output_tokens
+        )
         request.send(request.stream._on_done, result)
 
     def _remove_rows(self, indices: list[int]) -> None:
@@ -562,7 +584,9 @@ class ContinuousBatcher:
         )
 
     def _fail(self, requests: list[_Request], exc: Exception) -> None:
-        log.error("model %s: generation failed: %s: %s", self.name, type(exc).__name__, exc, exc_info=exc)
+        log.error(
+            "model %s: generation failed: %s: %s", self.name, type(exc).__name__, exc, exc_info=exc
+        )
         error = Internal(
             f"model {self.name!r} failed on this request ({type(exc).__name__}: {exc})",
             reason="GENERATION_FAILED",
