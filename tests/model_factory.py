@@ -35,7 +35,9 @@ __all__ = [
     "build_bart",
     "build_marian",
     "build_t5",
+    "build_tiny_llama",
     "build_tiny_llama_chat",
+    "build_tiny_qwen2",
     "build_tiny_qwen2_chat",
 ]
 
@@ -632,6 +634,138 @@ def build_t5(
 # Decoder-only chat models (Qwen2, Llama)
 # --------------------------------------------------------------------------------------------------
 
+_CHATML_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]  # ids 0..2, as Qwen2 orders them
+_CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def _build_decoder_only(
+    out_dir: str | os.PathLike[str],
+    *,
+    architecture: str,
+    vocab_size: int,
+    hidden_size: int,
+    layers: int,
+    heads: int,
+    kv_heads: int,
+    intermediate_size: int,
+    max_position_embeddings: int,
+    init_std: float,
+    seed: int,
+) -> pathlib.Path:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import (
+        GenerationConfig,
+        LlamaConfig,
+        LlamaForCausalLM,
+        PreTrainedTokenizerFast,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
+
+    out = _prepare(out_dir)
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=_CHATML_SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(NEWS_CORPUS, trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>"],
+        model_max_length=max_position_embeddings,
+    )
+    tokenizer.chat_template = _CHATML_TEMPLATE
+    tokenizer.save_pretrained(out)
+
+    pad_id, eos_id = bpe.token_to_id("<|endoftext|>"), bpe.token_to_id("<|im_end|>")
+    common = dict(
+        vocab_size=bpe.get_vocab_size(),
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        intermediate_size=intermediate_size,
+        max_position_embeddings=max_position_embeddings,
+        initializer_range=init_std,
+        pad_token_id=pad_id,
+        eos_token_id=eos_id,
+        bos_token_id=None,
+        tie_word_embeddings=False,
+    )
+    if architecture == "qwen2":
+        config, model_class = Qwen2Config(**common), Qwen2ForCausalLM
+    else:
+        config, model_class = LlamaConfig(**common), LlamaForCausalLM
+    _seed_everything(seed)
+    model = model_class(config).eval()
+    model.generation_config = GenerationConfig(
+        eos_token_id=eos_id, pad_token_id=pad_id, do_sample=False, num_beams=1
+    )
+    model.save_pretrained(out)
+    return out
+
+
+def build_tiny_qwen2(
+    out_dir: str | os.PathLike[str],
+    *,
+    vocab_size: int = 400,
+    hidden_size: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    kv_heads: int = 2,
+    intermediate_size: int = 128,
+    max_position_embeddings: int = 256,
+    init_std: float = 0.2,
+    seed: int = 0,
+) -> pathlib.Path:
+    """A random Qwen2ForCausalLM + byte-level BPE (ChatML template) saved to ``out_dir``.
+
+    Loads with ``AutoTokenizer`` / ``AutoModelForCausalLM``; ``<|im_end|>`` is its EOS. Grouped-query
+    attention (``kv_heads`` < ``heads``) as in Qwen2.5. Output is garbage text, deterministic.
+    """
+    return _build_decoder_only(
+        out_dir, architecture="qwen2", vocab_size=vocab_size, hidden_size=hidden_size,
+        layers=layers, heads=heads, kv_heads=kv_heads, intermediate_size=intermediate_size,
+        max_position_embeddings=max_position_embeddings, init_std=init_std, seed=seed,
+    )  # fmt: skip
+
+
+def build_tiny_llama(
+    out_dir: str | os.PathLike[str],
+    *,
+    vocab_size: int = 400,
+    hidden_size: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    kv_heads: int = 2,
+    intermediate_size: int = 128,
+    max_position_embeddings: int = 256,
+    init_std: float = 0.2,
+    seed: int = 0,
+) -> pathlib.Path:
+    """A random LlamaForCausalLM with the same tokenizer and template as `build_tiny_qwen2`."""
+    return _build_decoder_only(
+        out_dir, architecture="llama", vocab_size=vocab_size, hidden_size=hidden_size,
+        layers=layers, heads=heads, kv_heads=kv_heads, intermediate_size=intermediate_size,
+        max_position_embeddings=max_position_embeddings, init_std=init_std, seed=seed,
+    )  # fmt: skip
+
+
+# Chat models for the instruction-model path (tests/test_instruct.py): a choice of chat template
+# (None: none), Llama 3 special tokens for Llama.
+
 CHATML_TEMPLATE = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content']"
     " + '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}"
@@ -643,7 +777,6 @@ LLAMA3_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}"
     "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
 )
-_CHATML_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 _LLAMA_SPECIALS = [
     "<|begin_of_text|>",
     "<|end_of_text|>",

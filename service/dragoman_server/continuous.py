@@ -210,6 +210,7 @@ class ContinuousBatcher:
         self.prefill_chunk_tokens = max(1, prefill_chunk_tokens)
         config = model.config
         text_config = config.get_text_config(decoder=True)
+        self.vocab_size = model.get_input_embeddings().num_embeddings
         window = getattr(text_config, "max_position_embeddings", None)
         self.max_window = (
             min(w for w in (window, max_window) if w) if window or max_window else None
@@ -269,6 +270,13 @@ class ContinuousBatcher:
             raise InvalidArgument(
                 f"max_new_tokens must be at least 1, not {max_new_tokens}",
                 reason="MAX_NEW_TOKENS_INVALID",
+            )
+        vocab = self.vocab_size
+        bad = next((t for t in prompt_ids if not 0 <= t < vocab), None)
+        if bad is not None:
+            raise InvalidArgument(
+                f"token id {bad} is outside model {self.name!r}'s vocabulary (0..{vocab - 1})",
+                reason="TOKEN_ID_INVALID",
             )
         request = _Request(
             list(prompt_ids),
