@@ -76,7 +76,7 @@ def chat_models(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("chat-models")
     return {
-        "qwen": build_tiny_qwen2_chat(root / "qwen", max_new_tokens=200),
+        "qwen": build_tiny_qwen2_chat(root / "qwen", max_new_tokens=1000),
         "llama": build_tiny_llama_chat(root / "llama"),
         "no-template": build_tiny_qwen2_chat(root / "no-template", chat_template=None),
     }
@@ -109,7 +109,7 @@ def instruct_server(chat_models):
                 "task": "translation",
                 "source": str(chat_models["qwen"]),
                 "languages": ["fr-en"],
-                "max_new_tokens": 200,
+                "max_new_tokens": 1000,
             },
             {
                 "name": "llama",
@@ -442,12 +442,19 @@ def test_cancelled_stream_leaves_the_batch_and_frees_its_cache(instruct_server):
 
 
 def test_timed_out_request_frees_its_slot(instruct_server):
+    """Three units of ~230 tokens, each of which may generate ~360 (random qwen does), cannot
+    finish in 0.3 s: at the deadline every unit leaves the batch (or its queue) and frees its
+    cache, and the model serves the next request."""
     batcher = instruct_server.server.registry.entries["qwen"].batcher.continuous
+    text = " ".join(f"Le budget {i} de l'État a été approuvé." for i in range(20))
     with dragoman.Client(instruct_server.address) as c:
         with pytest.raises(dragoman.DragomanError) as caught:
-            c.translate("Le budget de l'État. " * 3, "en", source="fr", timeout=0.3)
-    assert caught.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
-    assert _wait_until(lambda: batcher.active == 0 and batcher.stats.kv_bytes == 0, 10)
+            c.translate(text, "en", source="fr", timeout=0.3)
+        assert caught.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert _wait_until(lambda: batcher.active == 0 and batcher.stats.kv_bytes == 0, 10)
+        assert batcher.queue_depth == 0
+        [after] = c.translate("Le budget.", "en", source="fr", timeout=60)
+        assert after.route[0].model == "qwen"
 
 
 def test_summary_stream_cancelled_by_the_client_frees_the_slot(instruct_server):

@@ -17,6 +17,7 @@ stop strings, wrappers removed and flagged).
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -160,7 +161,14 @@ class InstructBatcher:
             if params.num_beams or params.no_repeat_ngram_size or params.repetition_penalty:
                 # A regeneration with stricter decoding (output_checks.retry_params): beam search
                 # and n-gram bans are generate()'s, not the greedy continuous batcher's.
-                [result] = await asyncio.to_thread(self.engine.generate, [text], params)
+                abandoned = threading.Event()
+                try:
+                    [result] = await asyncio.to_thread(
+                        self.engine.generate, [text], params, abandoned.is_set
+                    )
+                except asyncio.CancelledError:
+                    abandoned.set()  # the worker thread stops at its next step
+                    raise
                 return result
             prompt = await asyncio.to_thread(self.engine.prepare, text, params)
             stream = self.continuous.submit(
