@@ -259,6 +259,15 @@ def test_unwrap_removes_only_what_the_source_lacks(source, output, expected):
     assert unwrap(source, output).text == expected
 
 
+def test_language_names_in_the_built_in_prompt():
+    """The built-in prompts name languages (langcodes with its data), not codes."""
+    from dragoman_server.prompts import language_name
+
+    assert language_name("pt") == "Portuguese"
+    assert language_name("pt-BR") == "Portuguese (Brazil)"
+    assert language_name("en") == "English"
+
+
 def test_unwrap_never_changes_a_faithful_copy():
     for text in [*PARAGRAPHS, "Summary: the day.", '"Quoted whole."', "Note: x", "```\ncode\n```"]:
         assert unwrap(text, text).text == text
