@@ -119,8 +119,40 @@ class PromptBuilder:
         )
 
     def encode(self, user: str) -> list[int]:
-        """Token ids of the whole prompt (the chat template carries its own special tokens)."""
+        """Token ids of a whole prompt whose user message is `user` (all of it read as markup)."""
         return self.tokenizer(self.render(user), add_special_tokens=not self.chat).input_ids
+
+    def encode_unit(
+        self,
+        text: str,
+        source: str | None,
+        target: str | None,
+        words: int | None = None,
+        format: str | None = None,
+    ) -> list[int]:
+        """Token ids of the prompt for one unit of text. The caller's `text` is tokenised as plain
+        text: a "<|im_end|>" or "<|start_header_id|>" in an article is characters, never the
+        model's control token (which would end the turn or forge a new one); only the template's
+        own markup is read for special tokens."""
+        tokenizer = self.tokenizer
+        sentinel = _sentinel(text + self.template + self.system_prompt)
+        rendered = self.render(self.user_message(sentinel, source, target, words, format))
+        if rendered.count(sentinel) != 1:  # a chat template that rewrites content: plain path
+            return self.encode(self.user_message(text, source, target, words, format))
+        before, after = rendered.split(sentinel)
+        return (
+            tokenizer(before, add_special_tokens=not self.chat).input_ids
+            + tokenizer(text, add_special_tokens=False, split_special_tokens=True).input_ids
+            + tokenizer(after, add_special_tokens=False).input_ids
+        )
+
+
+def _sentinel(avoid: str) -> str:
+    """A marker absent from `avoid` (private-use characters, lengthened until absent)."""
+    mark = "\ue000"
+    while mark in avoid:
+        mark += "\ue001"
+    return mark
 
 
 # -- wrappers -------------------------------------------------------------------------------------

@@ -179,21 +179,20 @@ class InstructionEngine(Engine):
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        encoded = self.tokenizer(list(texts), add_special_tokens=False)
+        encoded = self.tokenizer(list(texts), add_special_tokens=False, split_special_tokens=True)
         return [len(ids) for ids in encoded["input_ids"]]
 
     # -- one unit ---------------------------------------------------------------------------------
 
     def prepare(self, text: str, params: GenerationParams) -> Prompt:
         """The unit's prompt and output budget; ValueError when it cannot fit the window."""
-        user = self.prompts.user_message(
+        ids = self.prompts.encode_unit(
             text,
             params.source_language,
             params.target_language,
             params.words,
             params.summary_format,
         )
-        ids = self.prompts.encode(user)
         [text_tokens] = self.count_tokens([text])
         if params.max_new_tokens is not None:
             budget = params.max_new_tokens
