@@ -250,6 +250,17 @@ def test_preamble_is_removed_and_flagged(client):
     assert all("Here is the translation:" in f.detail for f in result.flags)
 
 
+def test_wrapper_flag_survives_a_second_request(client):
+    """The same text again: still flagged (a flagged output is not cached without its flag)."""
+    text = _copied(PARAGRAPHS)[1]
+    if not copies_directly("Here is the translation: " + text):
+        pytest.skip("copy-chat does not copy this text with the preamble")
+    for _ in range(2):
+        [result] = client.translate(text, "en", source="it", model="chat-preamble")
+        assert result.text == text
+        assert result.flags and {f.kind for f in result.flags} == {"wrapper_removed"}
+
+
 def test_a_source_that_starts_like_a_preamble_is_not_cut(client):
     text = "Here is the translation: " + _copied(PARAGRAPHS)[0]
     if not copies_directly(text):
