@@ -450,6 +450,31 @@ def test_instruction_keys_on_a_seq2seq_model_fail_its_load():
         assert "instruction" in entry.error and "\n" not in entry.error
 
 
+def test_sliding_window_model_falls_back_to_static_batching(tmp_path):
+    """Continuous batching runs full-attention layers only; such a model still serves, statically."""
+    from model_factory import build_tiny_qwen2_chat
+
+    path = build_tiny_qwen2_chat(tmp_path / "sliding")
+    config_file = path / "config.json"
+    config = json.loads(config_file.read_text())
+    layers = config["num_hidden_layers"]
+    config.update(
+        use_sliding_window=True,
+        sliding_window=64,
+        max_window_layers=0,
+        layer_types=["sliding_attention"] * layers,
+    )
+    config_file.write_text(json.dumps(config))
+    model = {"name": "sliding", "task": "translation", "source": str(path), "languages": ["fr-en"]}
+    with BackgroundServer(make_config([model])) as running:
+        entry = running.server.registry.entries["sliding"]
+        assert entry.state.value == "ready", entry.error
+        assert entry.batcher.static is not None and entry.batcher.continuous is None
+        with dragoman.Client(running.address, timeout=60) as c:
+            [result] = c.translate("Le budget.", "en", source="fr")
+        assert result.route[0].model == "sliding"
+
+
 # -- cancellation ---------------------------------------------------------------------------------
 
 

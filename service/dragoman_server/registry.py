@@ -107,16 +107,24 @@ class ModelRegistry:
         batching as the model's `batching` says."""
         settings = self.config.server
         if engine.instruct:
-            return InstructBatcher(
-                engine,
-                batching=config.batching,
-                max_batch_size=settings.max_batch_size,
-                max_batch_tokens=settings.max_batch_tokens,
-                max_queue_delay_ms=settings.max_queue_delay_ms,
-                max_queue_size=settings.max_queue_size,
-                kv_cache_bytes=config.kv_cache_mb * 2**20,
-                observer=self.observer,
-            )
+
+            def instruct(batching: str) -> InstructBatcher:
+                return InstructBatcher(
+                    engine,
+                    batching=batching,
+                    max_batch_size=settings.max_batch_size,
+                    max_batch_tokens=settings.max_batch_tokens,
+                    max_queue_delay_ms=settings.max_queue_delay_ms,
+                    max_queue_size=settings.max_queue_size,
+                    kv_cache_bytes=config.kv_cache_mb * 2**20,
+                    observer=self.observer,
+                )
+
+            try:
+                return instruct(config.batching)
+            except ValueError as exc:  # e.g. sliding-window attention: continuous cannot run it
+                log.warning("%s; model %s uses static batching", exc, config.name)
+                return instruct("static")
         return Batcher(
             engine,
             max_batch_size=settings.max_batch_size,
