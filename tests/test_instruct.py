@@ -475,6 +475,33 @@ def test_sliding_window_model_falls_back_to_static_batching(tmp_path):
         assert result.route[0].model == "sliding"
 
 
+def test_a_full_queue_refuses_with_resource_exhausted(chat_models):
+    """max_queue_size units at once per instruction model; the next caller is told to retry."""
+    model = {
+        "name": "qwen",
+        "task": "translation",
+        "source": str(chat_models["qwen"]),
+        "languages": ["fr-en"],
+        "max_new_tokens": 1000,
+    }
+    text = " ".join(f"Le budget {i} de l'État a été approuvé." for i in range(6))
+
+    async def main(address):
+        async with dragoman.AsyncClient(address, timeout=60, retries=0) as c:
+            calls = [c.translate(f"{i}. {text}", "en", source="fr") for i in range(4)]
+            return await asyncio.gather(*calls, return_exceptions=True)
+
+    with BackgroundServer(make_config([model], max_queue_size=2)) as running:
+        outcomes = asyncio.run(main(running.address))
+        batcher = running.server.registry.entries["qwen"].batcher
+        assert _wait_until(lambda: batcher.continuous.active == 0 and batcher._pending == 0)
+    refused = [o for o in outcomes if isinstance(o, dragoman.DragomanError)]
+    assert refused, "no call was refused"
+    assert {e.code for e in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    assert {e.reason for e in refused} == {"QUEUE_FULL"}
+    assert any(not isinstance(o, Exception) for o in outcomes)
+
+
 # -- cancellation ---------------------------------------------------------------------------------
 
 

@@ -122,7 +122,15 @@ class InstructBatcher:
                 metadata={"limit": str(self.max_queue_size), "model": self.engine.name},
             )
         loop = asyncio.get_running_loop()
-        return [loop.create_task(self._one(text, params)) for text in texts]
+        tasks = [loop.create_task(self._one(text, params)) for text in texts]
+        # Counted until done, cancelled before it started included.
+        self._pending += len(tasks)
+        for task in tasks:
+            task.add_done_callback(self._answered_one)
+        return tasks
+
+    def _answered_one(self, _task: asyncio.Future) -> None:
+        self._pending -= 1
 
     async def generate(
         self, texts: Sequence[str], token_counts: Sequence[int], params: GenerationParams
@@ -146,7 +154,11 @@ class InstructBatcher:
             [result] = await self.static.generate([text], [tokens], params)
             on_delta(result.text)
             return result
-        return await self._one(text, params, on_delta)
+        self._pending += 1
+        try:
+            return await self._one(text, params, on_delta)
+        finally:
+            self._pending -= 1
 
     def close(self, timeout: float | None = 5.0) -> None:
         (self.static or self.continuous).close(timeout)
@@ -156,42 +168,38 @@ class InstructBatcher:
     async def _one(
         self, text: str, params: GenerationParams, on_delta: Callable[[str], None] | None = None
     ) -> Generated:
-        self._pending += 1
-        try:
-            if params.num_beams or params.no_repeat_ngram_size or params.repetition_penalty:
-                # A regeneration with stricter decoding (output_checks.retry_params): beam search
-                # and n-gram bans are generate()'s, not the greedy continuous batcher's.
-                abandoned = threading.Event()
-                try:
-                    [result] = await asyncio.to_thread(
-                        self.engine.generate, [text], params, abandoned.is_set
-                    )
-                except asyncio.CancelledError:
-                    abandoned.set()  # the worker thread stops at its next step
-                    raise
-                return result
-            prompt = await asyncio.to_thread(self.engine.prepare, text, params)
-            stream = self.continuous.submit(
-                prompt.ids,
-                max_new_tokens=prompt.max_new_tokens,
-                stop_strings=prompt.stop_strings,
-                min_new_tokens=prompt.min_new_tokens,
-            )
-            deltas = stream.__aiter__() if on_delta is not None else None
+        if params.num_beams or params.no_repeat_ngram_size or params.repetition_penalty:
+            # A regeneration with stricter decoding (output_checks.retry_params): beam search
+            # and n-gram bans are generate()'s, not the greedy continuous batcher's.
+            abandoned = threading.Event()
             try:
-                if deltas is not None:
-                    async for delta in deltas:
-                        on_delta(delta)
-                raw = await stream.result()
-            finally:
-                if not stream.done:
-                    stream.cancel()  # this unit was let go of: leave the batch, free the cache
-                if deltas is not None:
-                    await deltas.aclose()
-            self._answered += 1
-            self._input_tokens += raw.input_tokens
-            return await asyncio.to_thread(
-                self.engine.finish, text, raw.text, raw.input_tokens, raw.output_tokens
-            )
+                [result] = await asyncio.to_thread(
+                    self.engine.generate, [text], params, abandoned.is_set
+                )
+            except asyncio.CancelledError:
+                abandoned.set()  # the worker thread stops at its next step
+                raise
+            return result
+        prompt = await asyncio.to_thread(self.engine.prepare, text, params)
+        stream = self.continuous.submit(
+            prompt.ids,
+            max_new_tokens=prompt.max_new_tokens,
+            stop_strings=prompt.stop_strings,
+            min_new_tokens=prompt.min_new_tokens,
+        )
+        deltas = stream.__aiter__() if on_delta is not None else None
+        try:
+            if deltas is not None:
+                async for delta in deltas:
+                    on_delta(delta)
+            raw = await stream.result()
         finally:
-            self._pending -= 1
+            if not stream.done:
+                stream.cancel()  # this unit was let go of: leave the batch, free the cache
+            if deltas is not None:
+                await deltas.aclose()
+        self._answered += 1
+        self._input_tokens += raw.input_tokens
+        return await asyncio.to_thread(
+            self.engine.finish, text, raw.text, raw.input_tokens, raw.output_tokens
+        )
