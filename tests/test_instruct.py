@@ -203,7 +203,11 @@ def test_long_paragraph_is_split_to_fit_the_window_and_rejoined(client, instruct
 
 
 def test_html_inline_tags_come_back_intact(client):
+    from dragoman_server.markup import parse_html
+
     html = "<p>O <b>Governo</b> aprovou <i>ontem</i> o orçamento.</p>\n<p>A taxa subiu 2,5%.</p>"
+    for block in parse_html(html).texts():  # as the model sees them: tags as placeholders
+        assert copies_directly(block), block
     [result] = client.translate(html, "en", source="pt", model="chat", mime_type="text/html")
     assert result.text == html
 
