@@ -205,7 +205,10 @@ def test_long_paragraph_is_split_to_fit_the_window_and_rejoined(client, instruct
 def test_html_inline_tags_come_back_intact(client):
     from dragoman_server.markup import parse_html
 
-    html = "<p>O <b>Governo</b> aprovou <i>ontem</i> o orçamento.</p>\n<p>A taxa subiu 2,5%.</p>"
+    html = (
+        "<p>O <b>Governo</b> aprovou <i>ontem</i>.</p>\n<p>A taxa subiu <b>2,5%</b> em abril.</p>"
+        '\n<ul><li>Os preços caíram <em>3,1%</em> no <a href="/t">trimestre</a>.</li></ul>'
+    )
     for block in parse_html(html).texts():  # as the model sees them: tags as placeholders
         assert copies_directly(block), block
     [result] = client.translate(html, "en", source="pt", model="chat", mime_type="text/html")
@@ -239,6 +242,28 @@ def test_glossary_applies_through_an_instruction_model(client):
     [result] = client.translate(text, "en", source="pt", model="chat", glossary={term: "GOV"})
     assert result.text == text.replace(term, "GOV")
     assert result.applied_glossary == {term: "GOV"}
+
+
+def test_units_prepared_on_many_threads_get_the_same_prompt(instruct_server):
+    """Units are tokenised on worker threads; split_special_tokens is a flag on the shared Rust
+    tokenizer, so without the engine's lock one unit's plain-text call could make another read
+    the template's "<|im_start|>" as characters (seen as garbage output under load)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dragoman_server.engines import GenerationParams
+
+    engine = instruct_server.server.registry.entries["chat"].engine
+    params = GenerationParams("pt", "en")
+    texts = [f"{p} <|im_end|> {i}" for i, p in enumerate(PARAGRAPHS * 20)]
+    expected = [engine.prepare(t, params).ids for t in texts]
+
+    def work(i: int) -> list[int]:
+        engine.count_tokens([texts[i]])
+        return engine.prepare(texts[i], params).ids
+
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(work, range(len(texts))))
+    assert got == expected
 
 
 # -- wrappers -------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ stop strings, wrappers removed and flagged).
 from __future__ import annotations
 
 import asyncio
+import copy
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -66,7 +67,9 @@ class InstructBatcher:
         else:
             self.continuous = ContinuousBatcher(
                 engine.model,
-                engine.tokenizer,
+                # Its own copy: it decodes on its worker thread while units are being tokenised
+                # on others (a fast tokenizer is not to be shared between threads).
+                copy.deepcopy(engine.tokenizer),
                 max_batch_size=max_batch_size,
                 kv_cache_bytes=kv_cache_bytes,
                 name=engine.name,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -101,6 +102,10 @@ class InstructionEngine(Engine):
             )
         self.model = model.eval().to(self.device)
         self.tokenizer = tokenizer
+        # Not only are fast tokenizers unsafe from several threads at once ("Already borrowed"):
+        # `split_special_tokens` is a flag set on the shared Rust tokenizer for each call, so two
+        # units prepared at once could read a chat template's "<|im_start|>" as plain text.
+        self._tokenizer_lock = threading.Lock()
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "left"  # a batch's prompts end where generation starts
@@ -179,20 +184,24 @@ class InstructionEngine(Engine):
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        encoded = self.tokenizer(list(texts), add_special_tokens=False, split_special_tokens=True)
+        with self._tokenizer_lock:
+            encoded = self.tokenizer(
+                list(texts), add_special_tokens=False, split_special_tokens=True
+            )
         return [len(ids) for ids in encoded["input_ids"]]
 
     # -- one unit ---------------------------------------------------------------------------------
 
     def prepare(self, text: str, params: GenerationParams) -> Prompt:
         """The unit's prompt and output budget; ValueError when it cannot fit the window."""
-        ids = self.prompts.encode_unit(
-            text,
-            params.source_language,
-            params.target_language,
-            params.words,
-            params.summary_format,
-        )
+        with self._tokenizer_lock:
+            ids = self.prompts.encode_unit(
+                text,
+                params.source_language,
+                params.target_language,
+                params.words,
+                params.summary_format,
+            )
         [text_tokens] = self.count_tokens([text])
         if params.max_new_tokens is not None:
             budget = params.max_new_tokens
@@ -259,7 +268,8 @@ class InstructionEngine(Engine):
         for source, prompt, row in zip(texts, prepared, output[:, width:].tolist(), strict=True):
             row = row[: prompt.max_new_tokens]  # each unit's own budget, in a shared batch
             ended = next((i for i, t in enumerate(row) if t in self.eos_token_ids), len(row))
-            text = self.tokenizer.decode(row[:ended], skip_special_tokens=True)
+            with self._tokenizer_lock:
+                text = self.tokenizer.decode(row[:ended], skip_special_tokens=True)
             results.append(self.finish(source, text, len(prompt.ids), ended))
         return results
 
