@@ -358,6 +358,59 @@ def test_long_text_is_summarised_chunk_then_summary(client, instruct_server):
     assert 0 < len(summary.summary.split()) <= 20
 
 
+def test_a_long_article_beyond_the_kv_cache_is_chunked_not_refused(tmp_path):
+    """Window 1024, but 1 MiB of KV cache holds 256 tokens of this model: the article goes
+    chunk by chunk instead of being refused as too long for the cache."""
+    from model_factory import build_tiny_qwen2_chat
+
+    path = build_tiny_qwen2_chat(tmp_path / "wide", hidden_size=256, heads=4, kv_heads=4)
+    model = {
+        "name": "wide",
+        "task": "summarization",
+        "source": str(path),
+        "languages": ["fr"],
+        "prompt_template": "{text}",
+        "system_prompt": "",
+        "kv_cache_mb": 1,
+    }
+    text = " ".join(f"Le budget {i} de l'État a été approuvé." for i in range(12))
+    with BackgroundServer(make_config([model])) as running:
+        batcher = running.server.registry.entries["wide"].batcher
+        assert batcher.context_tokens == 256
+        engine = batcher.engine
+        assert batcher.context_tokens < engine.count_tokens([text])[0] < engine.window
+        with dragoman.Client(running.address, timeout=120) as c:
+            summary = c.summarize(text, source="fr", max_words=20)
+        assert batcher.continuous.stats.joined >= 3  # warm-up, then two chunks or more
+        assert batcher.continuous.stats.peak_kv_bytes <= 2**20
+    assert summary.models == ["wide"] and summary.rounds >= 1
+
+
+def test_translation_units_fit_the_kv_cache(tmp_path):
+    """Units are cut to what the KV cache holds (128 tokens here, window 1024), not refused; a
+    cache too small for any unit fails the model's load in one line."""
+    from model_factory import build_tiny_qwen2_chat
+
+    path = build_tiny_qwen2_chat(tmp_path / "wide", hidden_size=256, layers=4, kv_heads=4)
+    base = {"task": "translation", "source": str(path), "kv_cache_mb": 1}
+    models = [
+        {**base, "name": "wide", "languages": ["fr-en"], "prompt_template": "{text}"},
+        # The built-in prompt is ~240 tokens of this tiny vocabulary: no room left for text.
+        {**base, "name": "cramped", "languages": ["de-en"]},
+    ]
+    text = " ".join(f"Le budget {i} de l'État a été approuvé." for i in range(12))
+    with BackgroundServer(make_config(models)) as running:
+        entries = running.server.registry.entries
+        engine = entries["wide"].engine
+        assert engine.context == 128 and engine.count_tokens([text])[0] > engine.max_input_tokens
+        with dragoman.Client(running.address, timeout=120) as c:
+            [result] = c.translate(text, "en", source="fr")
+        assert result.route[0].model == "wide"
+        assert entries["cramped"].state.value == "failed"
+        assert "kv_cache_mb" in entries["cramped"].error and "\n" not in entries["cramped"].error
+        assert entries["cramped"].error.count("cramped") == 1
+
+
 def test_summarize_stream_sends_deltas_then_the_result(client):
     text = _copied(PARAGRAPHS)[0]
     with client.summarize_stream(text, source="pt", to="en", max_words=50) as stream:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from .batcher import Batcher, BatcherStats, BatchObserver
 from .continuous import ContinuousBatcher
 from .engines import Generated, GenerationParams
-from .errors import InvalidArgument, ResourceExhausted
+from .errors import InvalidArgument, ModelLoadError, ResourceExhausted
 
 if TYPE_CHECKING:
     from .engines.causal import InstructionEngine
@@ -78,6 +78,14 @@ class InstructBatcher:
                 max_queue_size=max_queue_size,
                 max_window=engine.window,
             )
+            engine.limit_context(self.context_tokens)
+            if engine.max_input_tokens < 1:
+                self.continuous.close()
+                raise ModelLoadError(
+                    f"model {engine.name!r}: kv_cache_mb holds {self.context_tokens} tokens, no "
+                    f"room for text beside a prompt of {engine.prompt_overhead} tokens and its "
+                    "output; raise kv_cache_mb"
+                )
 
     @property
     def stats(self) -> BatcherStats:
@@ -96,6 +104,15 @@ class InstructBatcher:
             input_tokens=self._input_tokens,
             output_tokens=own.tokens,
         )
+
+    @property
+    def context_tokens(self) -> int:
+        """The most tokens (prompt and output) one request may hold: the model's window, or
+        what the KV cache holds when that is less."""
+        if self.continuous is None:
+            return self.engine.window
+        cache = self.continuous.kv_cache_bytes // self.continuous.bytes_per_token
+        return min(self.engine.window, cache)
 
     @property
     def queue_depth(self) -> int:

@@ -75,9 +75,13 @@ class ModelRegistry:
         entry.engine = engine
         try:
             entry.batcher = self._batcher(engine, entry.config)
-        except Exception as exc:  # e.g. a model continuous batching cannot run: one line
+        except Exception as exc:  # e.g. a KV cache too small for any request: one line
             entry.state = ModelState.FAILED
-            entry.error = f"model {entry.config.name!r}: {exc}"
+            entry.error = (
+                str(exc)
+                if isinstance(exc, ModelLoadError)
+                else f"model {entry.config.name!r}: {type(exc).__name__}: {exc}"
+            )
             log.error("%s", entry.error)
             engine.close()
             return

@@ -185,10 +185,16 @@ class Summarizer:
         entry = self.registry.get(model)
         engine = entry.engine
         budget = min(engine.max_new_tokens, math.ceil(request.max_words * TOKENS_PER_WORD) + 16)
-        room = engine.input_room(budget)
+        # The real window (32k for Qwen2.5), unless the KV-cache budget holds less.
+        context = entry.batcher.context_tokens
+
+        def input_room(budget: int) -> int:
+            return min(engine.input_room(budget), context - engine.prompt_overhead - budget)
+
+        room = input_room(budget)
         if room < 16:
-            budget = max(16, engine.summary_room)
-            room = engine.input_room(budget)
+            budget = max(16, min(engine.summary_room, context // 4))
+            room = input_room(budget)
         lang = base(source)
         params = GenerationParams(
             source,
@@ -205,6 +211,8 @@ class Summarizer:
                 return chunks, engine.count_tokens(chunks)
 
             chunks, tokens = await asyncio.to_thread(chunk, current)
+            if not chunks:  # the last round's summaries were empty: nothing more to summarise
+                return current.strip(), round_number - 1
             check_window(entry, [min(t, room) for t in tokens], "text")
             check_queue_room(entry, len(chunks), "text")
             if len(chunks) == 1:

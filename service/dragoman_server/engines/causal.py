@@ -122,6 +122,7 @@ class InstructionEngine(Engine):
         if config.context_window:
             window = min(window, config.context_window)
         self.window = window
+        self.context = window  # see limit_context
         self.prompt_overhead = self._measure_overhead()
         if self.max_input_tokens < 1:
             raise ModelLoadError(
@@ -163,23 +164,29 @@ class InstructionEngine(Engine):
         cap = self.config.max_new_tokens or self.generation_config.max_new_tokens or self.window
         return min(cap, self.window)
 
+    def limit_context(self, tokens: int) -> None:
+        """Hold each request (prompt and output) to `tokens`, when its batcher's KV cache holds
+        fewer than the window: units are then cut to fit it rather than refused."""
+        self.context = min(self.window, tokens)
+
     @property
     def max_input_tokens(self) -> int:
         """The most text tokens one unit may have: its prompt and its output must fit the window
-        beside it (translation: an output budget proportional to the unit; summarisation: room for
-        a summary of a quarter of the window, at most the model's cap)."""
-        room = self.window - self.prompt_overhead
+        (or the KV cache, when smaller) beside it (translation: an output budget proportional to
+        the unit; summarisation: room for a summary of a quarter of the window, at most the
+        model's cap)."""
+        room = self.context - self.prompt_overhead
         if self.task == "translation":
             return math.floor((room - OUTPUT_EXTRA) / (1 + OUTPUT_RATIO))
         return room - self.summary_room
 
     @property
     def summary_room(self) -> int:
-        return min(self.max_new_tokens, max(16, self.window // 4))
+        return min(self.max_new_tokens, max(16, self.context // 4))
 
     def input_room(self, max_new_tokens: int) -> int:
         """Text tokens that fit beside a prompt and `max_new_tokens` of output."""
-        return self.window - self.prompt_overhead - max_new_tokens
+        return self.context - self.prompt_overhead - max_new_tokens
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
@@ -209,10 +216,10 @@ class InstructionEngine(Engine):
             budget = math.ceil(OUTPUT_RATIO * text_tokens) + OUTPUT_EXTRA
         else:
             budget = self.summary_room
-        budget = min(budget, self.max_new_tokens, self.window - len(ids))
+        budget = min(budget, self.max_new_tokens, self.context - len(ids))
         if budget < 1:
             raise ValueError(
-                f"prompt of {len(ids)} tokens leaves no room in the window {self.window}"
+                f"prompt of {len(ids)} tokens leaves no room in the window {self.context}"
             )
         minimum = min(params.min_new_tokens or 0, budget)
         return Prompt(ids, text_tokens, budget, minimum, prompts.stop_strings(text))
