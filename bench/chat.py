@@ -11,6 +11,7 @@ One run, one model, one seeded workload:
      runs until its longest member ends (rows that ended earlier are generated and thrown away,
      as they would be after their EOS)
   c  continuous batching: `ContinuousBatcher`, 16 closed-loop clients
+  d  the same through `TransformersContinuousBatcher` (transformers' paged continuous batching)
 The model is a random Qwen2 with Qwen2.5-0.5B's dimensions (hidden 896, 24 layers, 14 heads, 2 KV
 heads, intermediate 4864, vocab 151,936; tied embeddings), with copy-chat's byte-level BPE tokenizer
 and chat template, its vocabulary padded to 151,936. Prompts are chat-templated news sentences
@@ -268,14 +269,17 @@ def static(model, tokenizer, requests, window: float) -> dict:
     }  # fmt: skip
 
 
-def continuous(model, tokenizer, requests, window: float, kv_cache_bytes: int) -> dict:
-    from dragoman_server.continuous import ContinuousBatcher
+def continuous(
+    model, tokenizer, requests, window: float, kv_cache_bytes: int, implementation="dragoman"
+) -> dict:
+    from dragoman_server.continuous import make_continuous_batcher
 
     rss = _RssSampler()
     started, cpu = time.monotonic(), _cpu_seconds()
-    batcher = ContinuousBatcher(
-        model, tokenizer, max_batch_size=CLIENTS, kv_cache_bytes=kv_cache_bytes, name="chat",
-        eos_token_ids={tokenizer.eos_token_id}, max_queue_size=4 * CLIENTS,
+    batcher = make_continuous_batcher(
+        model, tokenizer, implementation=implementation, max_batch_size=CLIENTS,
+        kv_cache_bytes=kv_cache_bytes, name="chat", eos_token_ids={tokenizer.eos_token_id},
+        max_queue_size=4 * CLIENTS,
     )  # fmt: skip
 
     async def call(i):
@@ -292,7 +296,7 @@ def continuous(model, tokenizer, requests, window: float, kv_cache_bytes: int) -
     return {
         "tokens": tokens, "seconds": elapsed, "tokens_per_s": tokens / elapsed,
         "tokens_per_cpu_s": tokens / max(1e-9, _cpu_seconds() - cpu), "completed": completed,
-        "steps": s.steps, "mean_rows_per_step": (s.tokens - s.joined) / max(1, s.steps),
+        "steps": s.steps, "mean_rows_per_step": (s.tokens - s.joined) / max(1, s.steps or 1),
         "peak_kv_mb": s.peak_kv_bytes / 2**20, "kv_budget_mb": kv_cache_bytes / 2**20,
         "peak_rss_mb": rss.peak / 2**20, "short_latency": _percentiles(short),
     }  # fmt: skip
@@ -336,12 +340,16 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="30 s windows")
     parser.add_argument("--window", type=float, default=240.0, help="seconds for b and c")
     parser.add_argument("--naive-window", type=float, default=90.0, help="seconds for a")
+    parser.add_argument(
+        "--transformers-window", type=float, default=120.0,
+        help="seconds for d, transformers' own continuous batching (0: skip)",
+    )  # fmt: skip
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
     parser.add_argument("--kv-cache-mb", type=float, default=96.0)
     parser.add_argument("--requests", type=int, default=400, help="workload size (upper bound)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.window, args.naive_window = 30.0, 20.0
+        args.window, args.naive_window, args.transformers_window = 30.0, 20.0, 20.0
 
     def log(*a):
         print(f"[{time.strftime('%H:%M:%S')}]", *a, file=sys.stderr, flush=True)
@@ -369,6 +377,13 @@ def main(argv=None) -> int:
     out["b"] = static(model, tokenizer, requests, args.window)
     log("a: naive generate(), one request at a time,", args.naive_window, "s")
     out["a"] = naive(model, tokenizer, requests, args.naive_window)
+    if args.transformers_window > 0:
+        log("d: transformers' continuous batching (paged),", CLIENTS, "clients,",
+            args.transformers_window, "s")  # fmt: skip
+        out["d"] = continuous(
+            model, tokenizer, requests, args.transformers_window,
+            int(args.kv_cache_mb * 2**20), implementation="transformers",
+        )  # fmt: skip
     out["load_average_after"] = os.getloadavg()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "chat-latest.json").write_text(json.dumps(out, indent=1))
@@ -386,8 +401,11 @@ def report(out: dict) -> None:
           f"{out['load_average_after'][0]:.1f}")  # fmt: skip
     print("| mode | output tokens/s | tokens/CPU-s | completed | short p50 | short p95 |")
     print("|---|---:|---:|---:|---:|---:|")
-    names = {"a": "(a) naive generate()", "b": "(b) static batching", "c": "(c) continuous"}
-    for k in "abc":
+    names = {
+        "a": "(a) naive generate()", "b": "(b) static batching", "c": "(c) continuous",
+        "d": "(d) continuous, transformers' paged implementation",
+    }  # fmt: skip
+    for k in [k for k in "abcd" if k in out]:
         d = out[k]
         s = d["short_latency"]
         print(f"| {names[k]} | {d['tokens_per_s']:.1f} | {d['tokens_per_cpu_s']:.1f} | "

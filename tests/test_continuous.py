@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from dragoman_server.continuous import ContinuousBatcher, GenerationStream, kv_bytes_per_token
+from dragoman_server.continuous import (
+    ContinuousBatcher,
+    GenerationStream,
+    kv_bytes_per_token,
+    make_continuous_batcher,
+)
 from dragoman_server.errors import InvalidArgument, ResourceExhausted, Unavailable
 from model_factory import build_tiny_llama, build_tiny_qwen2
 
@@ -332,3 +337,71 @@ def test_generation_never_blocks_the_event_loop(random_model):
         return max(gaps)
 
     assert asyncio.run(main()) < 0.25
+
+
+# ------------------------------------------------------------------ transformers' own (paged)
+def _transformers_batcher(model, tokenizer, **kw):
+    kw.setdefault("max_batch_size", 8)
+    kw.setdefault("kv_cache_bytes", 16 * 2**20)
+    eos = {tokenizer.eos_token_id, model.generation_config.eos_token_id} - {None}
+    return make_continuous_batcher(
+        model, tokenizer, implementation="transformers", name="m", eos_token_ids=eos, **kw
+    )
+
+
+def test_transformers_implementation_matches_generate_and_stops(copy_chat):
+    """The same interface over transformers' paged continuous batching: same texts as generate()
+    for staggered requests, stop strings cut, deltas add up to the result."""
+    model, tok = copy_chat
+    prompts = [_prompt(tok, t) for t in COPY_TEXTS]
+    reference = [_generate(model, tok, p, 40) for p in prompts]
+
+    async def main():
+        batcher = _transformers_batcher(model, tok)
+        try:
+            streams = []
+            for p in prompts:
+                streams.append(batcher.submit(p, max_new_tokens=40))
+                await asyncio.sleep(0.02)
+            stopped = batcher.submit(prompts[1], max_new_tokens=40, stop_strings=("test",))
+            results = await asyncio.wait_for(
+                asyncio.gather(*map(_collect, streams + [stopped])), LIMIT
+            )
+            return results, batcher.stats
+        finally:
+            batcher.close()
+
+    results, stats = asyncio.run(main())
+    for text, deltas in results:
+        assert "".join(deltas) == text
+    assert [text for text, _ in results[:-1]] == reference
+    assert results[-1][0] == reference[1][: reference[1].index("test")]
+    assert stats.joined == stats.left == len(prompts) + 1
+
+
+def test_transformers_implementation_cancels_and_shuts_down(random_model):
+    model, tok = random_model
+    prompt = _prompt(tok, "Olá")
+
+    async def main():
+        batcher = _transformers_batcher(model, tok)
+        long = batcher.submit(prompt, max_new_tokens=200, min_new_tokens=200)
+        task = asyncio.ensure_future(long.result())
+        await _eventually(lambda: batcher.stats.tokens >= 3)
+        task.cancel()
+        await _eventually(lambda: batcher.stats.cancelled == 1)
+        forced = await asyncio.wait_for(
+            batcher.submit(prompt, max_new_tokens=12, min_new_tokens=12).result(), LIMIT
+        )
+        running = batcher.submit(prompt, max_new_tokens=200, min_new_tokens=200)
+        await _eventually(lambda: batcher.stats.tokens >= 20)
+        await asyncio.to_thread(batcher.close)
+        with pytest.raises(Unavailable) as closed:
+            await asyncio.wait_for(running.result(), LIMIT)
+        with pytest.raises(Unavailable):
+            batcher.submit(prompt, max_new_tokens=5)
+        return forced, closed.value.reason
+
+    forced, reason = asyncio.run(main())
+    assert forced.output_tokens == 12 and forced.text == _generate(model, tok, prompt, 12, 12)
+    assert reason == "SHUTTING_DOWN"

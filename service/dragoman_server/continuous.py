@@ -263,47 +263,10 @@ class ContinuousBatcher:
         min_new_tokens: int = 0,
     ) -> GenerationStream:
         """Queue one request; returns its stream. Call from the event loop."""
-        loop = asyncio.get_running_loop()
-        if not prompt_ids:
-            raise InvalidArgument("the prompt is empty", reason="TEXT_EMPTY")
-        if max_new_tokens < 1:
-            raise InvalidArgument(
-                f"max_new_tokens must be at least 1, not {max_new_tokens}",
-                reason="MAX_NEW_TOKENS_INVALID",
-            )
-        vocab = self.vocab_size
-        bad = next((t for t in prompt_ids if not 0 <= t < vocab), None)
-        if bad is not None:
-            raise InvalidArgument(
-                f"token id {bad} is outside model {self.name!r}'s vocabulary (0..{vocab - 1})",
-                reason="TOKEN_ID_INVALID",
-            )
-        request = _Request(
-            list(prompt_ids),
-            max_new_tokens,
-            max(0, min(min_new_tokens, max_new_tokens)),
-            tuple(s for s in stop_strings if s),
-            loop,
-            self._wake,
-            self._outbox,
+        request = _new_request(
+            self, prompt_ids, max_new_tokens, stop_strings, min_new_tokens, self._wake, self._outbox
         )
         metadata = {"model": self.name}
-        if self.max_window is not None and request.reserve > self.max_window:
-            raise InvalidArgument(
-                f"a prompt of {len(prompt_ids)} tokens plus {max_new_tokens} new tokens is more than "
-                f"model {self.name!r}'s window ({self.max_window} tokens)",
-                reason="SEGMENT_TOO_LONG",
-                metadata={**metadata, "limit": str(self.max_window)},
-            )
-        if request.reserve * self.bytes_per_token > self.kv_cache_bytes:
-            limit = self.kv_cache_bytes // self.bytes_per_token
-            raise InvalidArgument(
-                f"a prompt of {len(prompt_ids)} tokens plus {max_new_tokens} new tokens is more than "
-                f"model {self.name!r}'s KV cache holds ({limit} tokens)",
-                reason="SEGMENT_TOO_LONG",
-                metadata={**metadata, "limit": str(limit)},
-            )
-        request.stream = GenerationStream(loop, request)
         with self._cond:
             if not self._running:
                 raise _shutting_down(self.name)
@@ -516,42 +479,7 @@ class ContinuousBatcher:
         if request.cancelled:  # cancelled during this step
             self.stats.cancelled += 1
             return True
-        if token in self.eos_token_ids:
-            request.ended_by_eos = True
-            self._finish(request, self._decode(request))
-            return True
-        request.output_ids.append(token)
-        text = self._decode(request)
-        since = max(0, request.emitted - max((len(s) for s in request.stop_strings), default=0))
-        if any(stop in text[since:] for stop in request.stop_strings):
-            self._finish(request, _earliest_cut(text, request.stop_strings))
-            return True
-        if len(request.output_ids) >= request.max_new_tokens:
-            self._finish(request, text)
-            return True
-        # Hold back an incomplete UTF-8 character (byte-level BPE splits them across tokens) and any
-        # tail that may be the start of a stop string.
-        safe = len(text.rstrip("\ufffd"))
-        safe -= _held_for_stop(text[:safe], request.stop_strings)
-        if safe > request.emitted:
-            request.send(request.stream._on_delta, text[request.emitted : safe])
-            request.emitted = safe
-        return False
-
-    def _decode(self, request: _Request) -> str:
-        # The whole output each time (not a sliding window): it is exactly what generate()'s
-        # callers decode, and at a few hundred tokens it costs far less than a model step.
-        return self.tokenizer.decode(request.output_ids, skip_special_tokens=True)
-
-    def _finish(self, request: _Request, text: str) -> None:
-        if len(text) > request.emitted:
-            request.send(request.stream._on_delta, text[request.emitted :])
-            request.emitted = len(text)
-        output_tokens = len(request.output_ids) + (1 if request.ended_by_eos else 0)
-        result = Generated(
-            text=text, input_tokens=len(request.prompt_ids), output_tokens=output_tokens
-        )
-        request.send(request.stream._on_done, result)
+        return _take_token(request, token, self.tokenizer, self.eos_token_ids)
 
     def _remove_rows(self, indices: list[int]) -> None:
         torch = self._torch
@@ -611,6 +539,287 @@ class ContinuousBatcher:
         for request in running:
             request.send(request.stream._on_error, error)
         self._account()
+
+
+class _CallNow:
+    """An outbox that delivers at once: for callers already on the request's loop."""
+
+    @staticmethod
+    def append(item) -> None:
+        _loop, method, args = item
+        method(*args)
+
+
+class TransformersContinuousBatcher:
+    """The same interface over transformers' own continuous batching (`init_continuous_batching`:
+    paged KV cache, its own scheduler and thread). For GPUs, where its paged attention kernels and
+    CUDA graphs pay off; on CPU `ContinuousBatcher` is faster (README-chat-bench.md).
+
+    The KV budget becomes the paged cache's size (`num_blocks` pages of `page_size` tokens per
+    layer, allocated once), so the cache cannot grow past it; a request waits in transformers' queue
+    while pages are short. Stop strings, deltas and results work as in `ContinuousBatcher` (tokens
+    arrive through a result handler on the event loop). `min_new_tokens` turns EOS off in
+    transformers and ends the request at the first EOS after it: exact for forced lengths
+    (min == max), otherwise transformers may pick EOS earlier where generate() would not.
+    """
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        *,
+        max_batch_size: int,
+        kv_cache_bytes: int,
+        name: str,
+        eos_token_ids: Iterable[int],
+        observer: StepObserver | None = None,
+        max_queue_size: int | None = None,
+        prefill_chunk_tokens: int = 256,
+        max_window: int | None = None,
+        page_size: int = 32,
+    ):
+        from transformers import GenerationConfig
+        from transformers.generation.configuration_utils import ContinuousBatchingConfig
+
+        self.model, self.tokenizer, self.name = model, tokenizer, name
+        self.max_batch_size = max(1, max_batch_size)
+        self.kv_cache_bytes = kv_cache_bytes
+        self.eos_token_ids = frozenset(int(t) for t in eos_token_ids)
+        self.max_queue_size = max_queue_size if max_queue_size is not None else 4 * max_batch_size
+        text_config = model.config.get_text_config(decoder=True)
+        self.vocab_size = model.get_input_embeddings().num_embeddings
+        window = getattr(text_config, "max_position_embeddings", None)
+        self.max_window = (
+            min(w for w in (window, max_window) if w) if window or max_window else None
+        )
+        self.bytes_per_token = kv_bytes_per_token(
+            model.config, next(model.parameters()).element_size()
+        )
+        self.stats = ContinuousStats()
+        num_blocks = max(1, kv_cache_bytes // (page_size * self.bytes_per_token))
+        self.stats.kv_bytes = self.stats.peak_kv_bytes = (
+            num_blocks * page_size * self.bytes_per_token
+        )
+        config = ContinuousBatchingConfig(
+            page_size=page_size,
+            num_blocks=num_blocks,
+            max_batch_tokens=prefill_chunk_tokens,
+            max_requests_per_batch=self.max_batch_size,
+            allow_block_sharing=False,
+            use_cuda_graph=False if next(model.parameters()).device.type == "cpu" else None,
+        )
+        generation = GenerationConfig(
+            do_sample=False, eos_token_id=sorted(self.eos_token_ids) or -1, max_new_tokens=1
+        )
+        self._manager = model.init_continuous_batching(
+            generation_config=generation, continuous_batching_config=config
+        )
+        self._manager.start()
+        self._live: dict[str, _Request] = {}
+        self._serial = 0
+        self._running = True
+
+    @property
+    def queue_depth(self) -> int:
+        return max(0, len(self._live) - self.max_batch_size)
+
+    @property
+    def active(self) -> int:
+        return min(len(self._live), self.max_batch_size)
+
+    def submit(
+        self,
+        prompt_ids: list[int],
+        *,
+        max_new_tokens: int,
+        stop_strings: tuple[str, ...] = (),
+        min_new_tokens: int = 0,
+    ) -> GenerationStream:
+        """Queue one request; returns its stream. Call from the event loop."""
+        self._serial += 1
+        request_id = f"{self.name}-{self._serial}"
+        request = _new_request(
+            self, prompt_ids, max_new_tokens, stop_strings, min_new_tokens,
+            lambda: self._cancel(request_id), _CallNow,
+        )  # fmt: skip
+        if not self._running:
+            raise _shutting_down(self.name)
+        if len(self._live) >= self.max_batch_size + self.max_queue_size:
+            self.stats.refused += 1
+            raise ResourceExhausted(
+                f"model {self.name!r}: KV cache full and {self.queue_depth} requests waiting "
+                f"(limit {self.max_queue_size}); retry later",
+                reason="KV_CACHE_FULL",
+                retry_after_s=1.0,
+                metadata={"model": self.name, "limit": str(self.max_queue_size)},
+            )
+        self._live[request_id] = request
+        self.stats.joined += 1
+        self._manager.register_result_handler(
+            request_id, lambda output: self._on_output(request_id, output)
+        )
+        self._manager.add_request(
+            request.prompt_ids,
+            request_id=request_id,
+            max_new_tokens=max_new_tokens,
+            streaming=True,
+            eos_token_id=-1 if request.min_new_tokens else sorted(self.eos_token_ids) or -1,
+        )
+        return request.stream
+
+    def _on_output(self, request_id: str, output) -> None:
+        """On the event loop: new tokens of one request (the whole list so far each time)."""
+        request = self._live.get(request_id)
+        if request is None:
+            return
+        if request.cancelled:
+            self._leave(request_id, cancelled=True)
+            return
+        if output.error:
+            self._leave(request_id)
+            if not self._running:  # transformers fails what is left when it stops
+                request.stream._on_error(_shutting_down(self.name))
+                return
+            self.stats.failed += 1
+            request.stream._on_error(
+                Internal(
+                    f"model {self.name!r} failed on this request ({output.error})",
+                    reason="GENERATION_FAILED",
+                    metadata={"model": self.name},
+                )
+            )
+            return
+        seen = len(request.output_ids) + (1 if request.ended_by_eos else 0)
+        for token in output.generated_tokens[seen:]:
+            self.stats.tokens += 1
+            if _take_token(request, token, self.tokenizer, self.eos_token_ids):
+                self._leave(request_id)
+                if not output.is_finished():
+                    self._manager.cancel_request(request_id)
+                return
+        if output.is_finished():  # ended on transformers' side (its budget or EOS)
+            self._leave(request_id)
+            _finish(request, _decode(self.tokenizer, request))
+
+    def _cancel(self, request_id: str) -> None:
+        """On the event loop, from the stream: transformers frees its pages at its next step."""
+        if request_id in self._live:
+            self._leave(request_id, cancelled=True)
+            self._manager.cancel_request(request_id)
+
+    def _leave(self, request_id: str, cancelled: bool = False) -> None:
+        self._live.pop(request_id, None)
+        self.stats.left += 1
+        self.stats.cancelled += cancelled
+
+    def close(self, timeout: float | None = 5.0) -> None:
+        """Stop transformers' thread; running and queued requests fail with SHUTTING_DOWN."""
+        self._running = False
+        self._manager.stop(block=True, timeout=timeout, hard_stop=True)
+        error = _shutting_down(self.name)
+        for request_id, request in list(self._live.items()):
+            self._leave(request_id)
+            request.loop.call_soon_threadsafe(request.stream._on_error, error)
+
+
+def make_continuous_batcher(model, tokenizer, *, implementation: str = "dragoman", **kwargs):
+    """`ContinuousBatcher` ("dragoman", the default: fastest measured on CPU) or
+    `TransformersContinuousBatcher` ("transformers": paged attention, worth measuring on a GPU)."""
+    if implementation == "dragoman":
+        return ContinuousBatcher(model, tokenizer, **kwargs)
+    if implementation == "transformers":
+        return TransformersContinuousBatcher(model, tokenizer, **kwargs)
+    raise ValueError(f"unknown continuous batching implementation {implementation!r}")
+
+
+def _new_request(
+    owner, prompt_ids, max_new_tokens, stop_strings, min_new_tokens, wake, outbox
+) -> _Request:
+    """Check one request against `owner`'s model (vocabulary, window, KV budget) and make it, with
+    its stream on the running loop."""
+    loop = asyncio.get_running_loop()
+    if not prompt_ids:
+        raise InvalidArgument("the prompt is empty", reason="TEXT_EMPTY")
+    if max_new_tokens < 1:
+        raise InvalidArgument(
+            f"max_new_tokens must be at least 1, not {max_new_tokens}",
+            reason="MAX_NEW_TOKENS_INVALID",
+        )
+    vocab = owner.vocab_size
+    bad = next((t for t in prompt_ids if not 0 <= t < vocab), None)
+    if bad is not None:
+        raise InvalidArgument(
+            f"token id {bad} is outside model {owner.name!r}'s vocabulary (0..{vocab - 1})",
+            reason="TOKEN_ID_INVALID",
+        )
+    request = _Request(
+        list(prompt_ids),
+        max_new_tokens,
+        max(0, min(min_new_tokens, max_new_tokens)),
+        tuple(s for s in stop_strings if s),
+        loop,
+        wake,
+        outbox,
+    )
+    metadata = {"model": owner.name}
+    if owner.max_window is not None and request.reserve > owner.max_window:
+        raise InvalidArgument(
+            f"a prompt of {len(prompt_ids)} tokens plus {max_new_tokens} new tokens is more than "
+            f"model {owner.name!r}'s window ({owner.max_window} tokens)",
+            reason="SEGMENT_TOO_LONG",
+            metadata={**metadata, "limit": str(owner.max_window)},
+        )
+    if request.reserve * owner.bytes_per_token > owner.kv_cache_bytes:
+        limit = owner.kv_cache_bytes // owner.bytes_per_token
+        raise InvalidArgument(
+            f"a prompt of {len(prompt_ids)} tokens plus {max_new_tokens} new tokens is more than "
+            f"model {owner.name!r}'s KV cache holds ({limit} tokens)",
+            reason="SEGMENT_TOO_LONG",
+            metadata={**metadata, "limit": str(limit)},
+        )
+    request.stream = GenerationStream(loop, request)
+    return request
+
+
+def _take_token(request: _Request, token: int, tokenizer, eos_token_ids) -> bool:
+    """Record one new token of `request`; send the text that is now certain; True when it ended
+    (EOS, its budget, or a stop string, which is cut off with what follows it)."""
+    if token in eos_token_ids and len(request.output_ids) >= request.min_new_tokens:
+        request.ended_by_eos = True
+        _finish(request, _decode(tokenizer, request))
+        return True
+    request.output_ids.append(token)
+    text = _decode(tokenizer, request)
+    since = max(0, request.emitted - max((len(s) for s in request.stop_strings), default=0))
+    if any(stop in text[since:] for stop in request.stop_strings):
+        _finish(request, _earliest_cut(text, request.stop_strings))
+        return True
+    if len(request.output_ids) >= request.max_new_tokens:
+        _finish(request, text)
+        return True
+    # Hold back an incomplete UTF-8 character (byte-level BPE splits them across tokens) and any
+    # tail that may be the start of a stop string.
+    safe = len(text.rstrip("\ufffd"))
+    safe -= _held_for_stop(text[:safe], request.stop_strings)
+    if safe > request.emitted:
+        request.send(request.stream._on_delta, text[request.emitted : safe])
+        request.emitted = safe
+    return False
+
+
+def _decode(tokenizer, request: _Request) -> str:
+    # The whole output each time (not a sliding window): it is exactly what generate()'s callers
+    # decode, and at a few hundred tokens it costs far less than a model step.
+    return tokenizer.decode(request.output_ids, skip_special_tokens=True)
+
+
+def _finish(request: _Request, text: str) -> None:
+    if len(text) > request.emitted:
+        request.send(request.stream._on_delta, text[request.emitted :])
+        request.emitted = len(text)
+    output_tokens = len(request.output_ids) + (1 if request.ended_by_eos else 0)
+    result = Generated(text=text, input_tokens=len(request.prompt_ids), output_tokens=output_tokens)
+    request.send(request.stream._on_done, result)
 
 
 def _run_calls(calls: list) -> None:
