@@ -191,6 +191,25 @@ def test_static_batching_keeps_structure_too(client):
     assert result.text == article
 
 
+def test_paged_batching_keeps_structure_and_streams():
+    """batching = "paged": transformers' continuous batching behind the same interface."""
+    paragraphs = _copied(PARAGRAPHS)
+    article = "\n\n".join(paragraphs) + "\n"
+    models = [
+        chat("paged", "translation", ["pt-en"], batching="paged"),
+        chat("paged-sum", "summarization", ["pt"], batching="paged"),
+    ]
+    with BackgroundServer(make_config(models)) as running:
+        entry = running.server.registry.entries["paged"]
+        assert type(entry.batcher.continuous).__name__ == "TransformersContinuousBatcher"
+        with dragoman.Client(running.address, timeout=120) as c:
+            [result] = c.translate(article, "en", source="pt")
+            with c.summarize_stream(paragraphs[0], source="pt", max_words=50) as stream:
+                chunks = list(stream)
+    assert result.text == article
+    assert chunks[-1].summary.summary == paragraphs[0] and len(chunks) > 2
+
+
 def test_long_paragraph_is_split_to_fit_the_window_and_rejoined(client, instruct_server):
     """A paragraph over the unit budget (31 text tokens for copy-chat) is split at sentences."""
     engine = instruct_server.server.registry.entries["chat"].engine
@@ -501,7 +520,7 @@ def test_decoder_only_model_without_chat_template_fails_in_one_line(client):
         ("prompt_template", "Translate {txt}", "prompt_template must be"),
         ("prompt_template", "no text field", "{text}"),
         ("prompt_template", "{text} {", "prompt_template must be"),
-        ("batching", "dynamic", "continuous, static"),
+        ("batching", "dynamic", "continuous, paged, static"),
         ("kv_cache_mb", 0, "kv_cache_mb must be"),
         ("context_window", 8, "context_window must be"),
         ("system_prompt", 3, "system_prompt must be"),

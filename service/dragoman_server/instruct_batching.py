@@ -6,6 +6,8 @@ Two ways, per model (`batching` in its config):
 - "continuous" (the default): continuous.ContinuousBatcher, iteration-level; each unit joins the
   running batch with its own prompt, output budget and stop strings, and leaves when it ends. A
   cancelled unit (caller gone, deadline) leaves at the next step and frees its cache.
+- "paged": the same over transformers' own continuous batching (paged KV cache, its scheduler):
+  slower than "continuous" on CPU, worth measuring on a GPU (README-chat-bench.md).
 - "static": batcher.Batcher over the engine's `generate` (a batch runs until its longest member
   ends); streaming then yields the whole output at once.
 
@@ -23,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from .batcher import Batcher, BatcherStats, BatchObserver
-from .continuous import ContinuousBatcher
+from .continuous import ContinuousBatcher, TransformersContinuousBatcher, make_continuous_batcher
 from .engines import Generated, GenerationParams
 from .errors import InvalidArgument, ModelLoadError, ResourceExhausted
 
@@ -54,7 +56,7 @@ class InstructBatcher:
         self._pending = 0  # units submitted and not yet answered (continuous)
         self._answered, self._input_tokens = 0, 0
         self.static: Batcher | None = None
-        self.continuous: ContinuousBatcher | None = None
+        self.continuous: ContinuousBatcher | TransformersContinuousBatcher | None = None
         if batching == "static":
             self.static = Batcher(
                 engine,
@@ -65,7 +67,8 @@ class InstructBatcher:
                 observer=observer,
             )
         else:
-            self.continuous = ContinuousBatcher(
+            implementation = "transformers" if batching == "paged" else "dragoman"
+            self.continuous = make_continuous_batcher(
                 engine.model,
                 # Its own copy: it decodes on its worker thread while units are being tokenised
                 # on others (a fast tokenizer is not to be shared between threads).
@@ -77,6 +80,7 @@ class InstructBatcher:
                 observer=observer,
                 max_queue_size=max_queue_size,
                 max_window=engine.window,
+                implementation=implementation,
             )
             engine.limit_context(self.context_tokens)
             if engine.max_input_tokens < 1:

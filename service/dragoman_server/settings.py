@@ -340,7 +340,7 @@ def _coerce(setting: Setting, value: Any, where: str) -> Any:
 TASKS = ("translation", "summarization")
 BACKENDS = ("torch", "ctranslate2")
 QUANTIZE = ("dynamic-int8",)
-BATCHING = ("continuous", "static")
+BATCHING = ("continuous", "paged", "static")
 # The named fields a `prompt_template` may use (see prompts.py).
 PROMPT_FIELDS = ("text", "source_language", "target_language", "words", "format")
 COMPUTE_TYPES = (
@@ -382,7 +382,8 @@ class ModelConfig:
     # Instruction (decoder-only chat) models only; see prompts.py and engines/causal.py.
     system_prompt: str | None = None  # None: the built-in one; "": none
     prompt_template: str | None = None  # None: the built-in one for the task
-    batching: str = "continuous"  # continuous (iteration-level) or static (batcher.py)
+    # continuous (iteration-level, Dragoman's), paged (transformers'), static (batcher.py)
+    batching: str = "continuous"
     kv_cache_mb: int = 512  # KV-cache memory for continuous batching
     context_window: int | None = None  # cap on the model's own window (tokens)
 
