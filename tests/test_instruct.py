@@ -353,6 +353,21 @@ def test_unwrap_never_changes_a_faithful_copy():
 # -- summaries ------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "summary, words, expected",
+    [
+        ("* First point.\n* Second point.", 10, "- First point.\n- Second point."),
+        ("1. One two three.\n2. Four five six.", 4, "- One two three."),
+        ("1. One two three four five.", 2, "- One two"),
+        ("A sentence. Another one.", 10, "- A sentence.\n- Another one."),
+    ],
+)
+def test_instruction_model_bullets_are_normalised(summary, words, expected):
+    from dragoman_server.summarization import _shape_instruct
+
+    assert _shape_instruct(summary, words, "bullets", "en") == expected
+
+
 def test_cross_lingual_summary_in_one_step(client):
     text = _copied(PARAGRAPHS)[0]
     summary = client.summarize(text, source="pt", to="en", model="chat-sum", max_words=50)
