@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -82,9 +81,17 @@ class InstructBatcher:
                 max_window=engine.window,
                 implementation=implementation,
             )
+            self.retries = Batcher(
+                engine,
+                max_batch_size=max_batch_size,
+                max_batch_tokens=max_batch_tokens,
+                max_queue_delay_ms=max_queue_delay_ms,
+                max_queue_size=max_queue_size,
+                observer=observer,
+            )
             engine.limit_context(self.context_tokens)
             if engine.max_input_tokens < 1:
-                self.continuous.close()
+                self.close()
                 raise ModelLoadError(
                     f"model {engine.name!r}: kv_cache_mb holds {self.context_tokens} tokens, no "
                     f"room for text beside a prompt of {engine.prompt_overhead} tokens and its "
@@ -97,16 +104,17 @@ class InstructBatcher:
         batching a "batch" is a decoding step, a dropped segment a cancelled unit."""
         if self.static is not None:
             return self.static.stats
-        own = self.continuous.stats
+        own, retries = self.continuous.stats, self.retries.stats
         return BatcherStats(
-            batches=own.steps,
-            segments=self._answered,
-            dropped=own.cancelled,
-            failed=own.failed,
-            largest_batch=own.largest_batch,
-            busy_seconds=own.busy_seconds,
-            input_tokens=self._input_tokens,
-            output_tokens=own.tokens,
+            batches=own.steps + retries.batches,
+            segments=self._answered + retries.segments,
+            dropped=own.cancelled + retries.dropped,
+            failed=own.failed + retries.failed,
+            stopped_early=retries.stopped_early,
+            largest_batch=max(own.largest_batch, retries.largest_batch),
+            busy_seconds=own.busy_seconds + retries.busy_seconds,
+            input_tokens=self._input_tokens + retries.input_tokens,
+            output_tokens=own.tokens + retries.output_tokens,
         )
 
     @property
@@ -130,6 +138,11 @@ class InstructBatcher:
         """One future per unit; cancelling one lets go of that unit. Call from the event loop."""
         if self.static is not None:
             return self.static.submit(texts, token_counts, params)
+        if _stricter(params):
+            # A regeneration with stricter decoding (output_checks.retry_params): beam search and
+            # n-gram bans are generate()'s, not the greedy continuous batcher's; such segments
+            # are batched together by their own static batcher.
+            return self.retries.submit(texts, token_counts, params)
         if len(texts) > self.max_queue_size:
             raise InvalidArgument(
                 f"{len(texts)} segments are more than model {self.engine.name!r}'s queue holds "
@@ -185,24 +198,20 @@ class InstructBatcher:
             self._pending -= 1
 
     def close(self, timeout: float | None = 5.0) -> None:
-        (self.static or self.continuous).close(timeout)
+        if self.static is not None:
+            self.static.close(timeout)
+        else:
+            self.continuous.close(timeout)
+            self.retries.close(timeout)
 
     # -- continuous ---------------------------------------------------------------------------------
 
     async def _one(
         self, text: str, params: GenerationParams, on_delta: Callable[[str], None] | None = None
     ) -> Generated:
-        if params.num_beams or params.no_repeat_ngram_size or params.repetition_penalty:
-            # A regeneration with stricter decoding (output_checks.retry_params): beam search
-            # and n-gram bans are generate()'s, not the greedy continuous batcher's.
-            abandoned = threading.Event()
-            try:
-                [result] = await asyncio.to_thread(
-                    self.engine.generate, [text], params, abandoned.is_set
-                )
-            except asyncio.CancelledError:
-                abandoned.set()  # the worker thread stops at its next step
-                raise
+        if _stricter(params):
+            [tokens] = await asyncio.to_thread(self.engine.count_tokens, [text])
+            [result] = await self.retries.generate([text], [tokens], params)
             return result
         prompt = await asyncio.to_thread(self.engine.prepare, text, params)
         stream = self.continuous.submit(
@@ -227,3 +236,7 @@ class InstructBatcher:
         return await asyncio.to_thread(
             self.engine.finish, text, raw.text, raw.input_tokens, raw.output_tokens
         )
+
+
+def _stricter(params: GenerationParams) -> bool:
+    return bool(params.num_beams or params.no_repeat_ngram_size or params.repetition_penalty)
