@@ -310,6 +310,20 @@ def test_wrapper_flag_survives_a_second_request(client):
         assert result.flags and {f.kind for f in result.flags} == {"wrapper_removed"}
 
 
+def test_line_breaks_a_model_adds_to_a_unit_are_joined_and_flagged():
+    """Each unit is one line; the text's line breaks are Dragoman's. copy-chat, told to answer
+    with a heading line before the text, breaks the unit in two: joined, flagged."""
+    text = _copied(PARAGRAPHS)[0]
+    if not copies_directly("Lisboa.\n" + text):
+        pytest.skip("copy-chat does not copy this text with the heading")
+    model = chat("heading", "translation", ["pt-en"], prompt_template="Lisboa.\n{text}")
+    with BackgroundServer(make_config([model])) as running:
+        with dragoman.Client(running.address, timeout=60) as c:
+            [result] = c.translate(text + "\n\n" + text, "en", source="pt")
+    assert result.text == "Lisboa. " + text + "\n\n" + "Lisboa. " + text
+    assert [f.kind for f in result.flags] == ["line_breaks_joined"] * 2
+
+
 def test_a_source_that_starts_like_a_preamble_is_not_cut(client):
     text = "Here is the translation: " + _copied(PARAGRAPHS)[0]
     if not copies_directly(text):

@@ -29,7 +29,7 @@ from transformers import (
 
 from .. import prompts
 from ..errors import ModelLoadError
-from ..output_checks import WRAPPER_REMOVED, CheckedOutput, OutputFlag
+from ..output_checks import LINE_BREAKS_JOINED, WRAPPER_REMOVED, CheckedOutput, OutputFlag
 from ..settings import ModelConfig, ServerSettings
 from .base import Engine, Generated, GenerationParams, ShouldStop
 from .loading import load_error, resolve_device, resolve_source
@@ -232,10 +232,18 @@ class InstructionEngine(Engine):
             if cut >= 0:
                 output = output[:cut]
         unwrapped = prompts.unwrap(source, output)
-        if not unwrapped.removed:
-            return Generated(unwrapped.text, input_tokens, output_tokens)
-        flag = OutputFlag(WRAPPER_REMOVED, "removed the model's " + ", ".join(unwrapped.removed))
-        return CheckedOutput(unwrapped.text, input_tokens, output_tokens, (flag,))
+        text, flags = unwrapped.text, []
+        if unwrapped.removed:
+            detail = "removed the model's " + ", ".join(unwrapped.removed)
+            flags.append(OutputFlag(WRAPPER_REMOVED, detail))
+        lines = text.splitlines()
+        if len(lines) > 1 and len(source.splitlines()) <= 1:
+            text = " ".join(line.strip() for line in lines if line.strip())
+            detail = f"the model broke a one-line unit into {len(lines)} lines; joined with spaces"
+            flags.append(OutputFlag(LINE_BREAKS_JOINED, detail))
+        if not flags:
+            return Generated(text, input_tokens, output_tokens)
+        return CheckedOutput(text, input_tokens, output_tokens, tuple(flags))
 
     # -- a static batch ---------------------------------------------------------------------------
 
