@@ -10,7 +10,9 @@ Tools, all offline at test time:
 A missing tool skips its tests on a developer machine and fails them in CI (CI=true).
 """
 
+import ast
 import fcntl
+import fnmatch
 import hashlib
 import json
 import os
@@ -171,7 +173,12 @@ def test_dockerfile_builds_a_slim_cpu_image_by_default(docker):
     base = defaults["PYTHON_IMAGE"]
     assert base.startswith("python:3.11-") and "slim" in base
     assert len(stages(docker)) >= 2, "multi-stage: build tools and caches stay out of the image"
-    assert all(args.startswith("${PYTHON_IMAGE}") for kw, args in docker if kw == "FROM")
+    # Every stage starts from the base image or from an earlier stage.
+    names = []
+    for keyword, args in docker:
+        if keyword == "FROM":
+            assert args.split()[0] == "${PYTHON_IMAGE}" or args.split()[0] in names, args
+            names.append(args.split()[-1])
     # The CPU wheel index unless a GPU build asks for another one.
     assert defaults["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
     # The pinned torch is the one the server extra asks for.
@@ -184,6 +191,22 @@ def test_dockerfile_builds_a_slim_cpu_image_by_default(docker):
     assert defaults["TORCH_VERSION"] == torch_floor
     install_torch = next(a for k, a in docker if k == "RUN" and "torch==" in a)
     assert '--index-url "${TORCH_INDEX_URL}"' in install_torch
+
+
+def stage_named(docker: list[tuple[str, str]], name: str) -> list[tuple[str, str]]:
+    (stage,) = [s for s in stages(docker) if s[0][1].split()[-1] == name]
+    return stage
+
+
+def test_dockerfile_builds_on_docker_20_10_offline(docker):
+    """No `# syntax=` line (BuildKit would pull a frontend image: fails offline) and no
+    HEALTHCHECK --start-interval (Docker 25+): the Dockerfile builds on Debian's docker.io 20.10."""
+    text = DOCKERFILE.read_text("utf-8")
+    assert not re.search(r"^#\s*syntax\s*=", text, re.MULTILINE | re.IGNORECASE)
+    healthcheck = next(a for k, a in docker if k == "HEALTHCHECK")
+    options = set(re.findall(r"--([a-z-]+)=", healthcheck.split(" CMD ", 1)[0]))
+    # The options Docker 20.10 knows.
+    assert options <= {"interval", "timeout", "start-period", "retries"}, options
 
 
 def test_dockerfile_runtime_stage(docker):
@@ -201,25 +224,88 @@ def test_dockerfile_runtime_stage(docker):
     assert env["DRAGOMAN_PORT"] == str(GRPC_PORT)
     assert env["DRAGOMAN_METRICS_PORT"] == str(METRICS_PORT)
     assert env["DRAGOMAN_GRACE_PERIOD_S"] == str(GRACE_PERIOD_S)
-
-    # Models are pulled at build time (when MODELS_CONFIG is given) into HF_HOME, and only
-    # then is the Hub switched off.
-    pull = next(i for i, (k, a) in enumerate(runtime) if k == "RUN" and "dragoman models pull" in a)
-    assert "MODELS_CONFIG" in runtime[pull][1]
-    offline = next(
-        i for i, (k, a) in enumerate(runtime) if k == "ENV" and "HF_HUB_OFFLINE=1" in a.split()
-    )
-    assert pull < offline
     assert env["HF_HOME"] == "/models"
+    assert "HF_HUB_OFFLINE=1" in next(a for k, a in runtime if k == "ENV" and "HF_HUB_OFFLINE" in a)
+    assert dict(runtime)["STOPSIGNAL"] == "SIGTERM"
 
+    # The health check asks the port the server listens on, also when DRAGOMAN_PORT changes.
     healthcheck = next(a for k, a in runtime if k == "HEALTHCHECK")
     assert re.search(r"--start-period=\d+", healthcheck), "model loading needs a start period"
     command = json.loads(healthcheck.split(" CMD ", 1)[1])
-    assert command == ["dragoman", "health", "--server", f"127.0.0.1:{GRPC_PORT}"]
+    assert command[:2] == ["sh", "-c"]
+    assert "dragoman health --server" in command[2]
+    assert "127.0.0.1:${DRAGOMAN_PORT}" in command[2] and str(GRPC_PORT) not in command[2]
 
     assert json.loads(dict(runtime)["ENTRYPOINT"]) == ["dragoman"]
     assert json.loads(dict(runtime)["CMD"]) == ["serve"]
     assert keywords.index("USER") < keywords.index("ENTRYPOINT")
+
+
+def test_dockerfile_config_is_read_only_and_the_caches_writable(docker):
+    runtime = stages(docker)[-1]
+    env = env_values(runtime)
+    setup = " ".join(a for k, a in runtime if k == "RUN")
+    owned = re.findall(r"install -d -o dragoman -g dragoman ([^&]+)", setup)
+    owned_dirs = {d for group in owned for d in group.split()}
+    # The server's user owns the model cache and the ctranslate2 conversions...
+    assert env["DRAGOMAN_CT2_CACHE"].startswith("/var/cache/dragoman/")
+    assert {"/models", "/var/cache/dragoman"} <= owned_dirs
+    # ...but not its config, nor the directory holding it (root's, copied without --chown).
+    config_dir = env["DRAGOMAN_CONFIG"].rsplit("/", 1)[0]
+    assert config_dir not in owned_dirs
+    (copy_config,) = [a for k, a in runtime if k == "COPY" and a.endswith(env["DRAGOMAN_CONFIG"])]
+    assert "--chown" not in copy_config
+
+
+def test_dockerfile_model_layer_is_keyed_on_the_config_not_the_code(docker):
+    """The models are pulled in their own stage from the config and the pull module alone, and
+    reach the runtime image before dragoman's code: a code change keeps the model layer."""
+    models = stage_named(docker, "models")
+    copies = [a for k, a in models if k == "COPY"]
+    sources = [src for a in copies for src in a.split()[:-1]]
+    assert not any(src.rstrip("/") in ("client", "service", ".") for src in sources), sources
+    pull = next(a for k, a in models if k == "RUN" and "dragoman_server.pull" in a)
+    assert "MODELS_CONFIG" in pull
+    assert stage_named(docker, "models")[0][1].split()[0] == "deps"
+    # pull.py (and what it imports) runs with nothing else of dragoman_server.
+    copied_modules = {Path(src).name for src in sources if src.endswith(".py")}
+    package = ROOT / "service" / "dragoman_server"
+    for module in copied_modules:
+        tree = ast.parse((package / module).read_text("utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                assert f"{node.module}.py" in copied_modules, f"{module} imports .{node.module}"
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                assert top in sys.stdlib_module_names or top == "huggingface_hub", (module, name)
+    # The runtime image: deps, then the models, then dragoman's own wheel.
+    runtime = stages(docker)[-1]
+    order = [
+        i
+        for i, (k, a) in enumerate(runtime)
+        for needle in ("--from=deps", "--from=models", "from=wheel")
+        if needle in a
+    ]
+    assert len(order) >= 3 and order == sorted(order)
+    assert "--from=deps" in runtime[order[0]][1] and "from=wheel" in runtime[order[-1]][1]
+    # The dependencies are installed from pyproject.toml alone, before any code is copied.
+    deps = stage_named(docker, "deps")
+    deps_copies = [a for k, a in deps if k == "COPY"]
+    assert deps_copies == ["pyproject.toml ./"], deps_copies
+
+
+def dockerfile_copy_sources(docker) -> list[str]:
+    """The build-context paths the Dockerfile COPYs (flags dropped, ${MODELS_CONFIG:-x} -> x)."""
+    sources = []
+    for keyword, args in docker:
+        if keyword != "COPY" or "--from" in args:
+            continue
+        for src in [a for a in args.split() if not a.startswith("--")][:-1]:
+            sources.append(re.sub(r"^\$\{\w+:-([^}]+)\}$", r"\1", src).rstrip("/"))
+    return sources
 
 
 def test_dockerignore_allows_exactly_what_the_build_copies(docker):
@@ -230,15 +316,10 @@ def test_dockerignore_allows_exactly_what_the_build_copies(docker):
     ]
     assert patterns[0] == "*", "an allow-list: everything is out unless named"
     allowed = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
-    copied = [
-        src.rstrip("/")
-        for keyword, args in docker
-        if keyword == "COPY" and not args.startswith("--from")
-        for src in args.split()[:-1]
-    ]
+    copied = dockerfile_copy_sources(docker)
     assert copied, "no COPY from the build context found"
     for src in copied:
-        assert src in allowed, f"COPY {src} is excluded by .dockerignore"
+        assert src in allowed or src.split("/")[0] in allowed, f"COPY {src} is excluded"
         assert (ROOT / src).exists(), f"COPY {src}: no such file in the repo"
     for heavy in (".git", ".venv", "**/node_modules"):
         assert heavy in patterns, f"{heavy} must stay out of the build context"
@@ -246,6 +327,28 @@ def test_dockerignore_allows_exactly_what_the_build_copies(docker):
     default_config = re.search(r"MODELS_CONFIG:-([^}]+)\}", DOCKERFILE.read_text("utf-8")).group(1)
     assert (ROOT / default_config).is_file(), default_config
     assert default_config.split("/")[0] in allowed
+    # MODELS_CONFIG files: BuildKit re-includes a file of an excluded directory only for a pattern
+    # that names the directory (`!**/*.toml` lets nothing in: deploy/models.toml was missing).
+    for config in ("deploy/models.toml", "tests/container/models.toml"):
+        assert any(
+            fnmatch.fnmatch(config, p[1:].replace("**/", "")) and not p[1:].startswith(("*", "**"))
+            for p in patterns
+            if p.startswith("!")
+        ), f"{config} is not in the build context"
+
+
+def test_models_toml_is_the_readmes_models_config(docker):
+    """README's `--build-arg MODELS_CONFIG=deploy/models.toml` names a real, valid config."""
+    readme = (ROOT / "README.md").read_text("utf-8")
+    named = set(re.findall(r"MODELS_CONFIG=(\S+?\.toml)", readme))
+    assert named == {"deploy/models.toml"}, named
+    text = (ROOT / "deploy" / "models.toml").read_text("utf-8")
+    config = server_settings_module().Config.from_dict(tomllib.loads(text), origin="models.toml")
+    default = tomllib.loads(
+        (ROOT / "service" / "dragoman_server" / "default_config.toml").read_text("utf-8")
+    )
+    assert tomllib.loads(text)["models"] == default["models"]
+    assert [m.name for m in config.models] == [m["name"] for m in default["models"]]
 
 
 # ------------------------------------------------------------------------------------------
@@ -398,6 +501,19 @@ def test_models_are_pulled_by_an_init_container_and_served_offline(
         config_volume = volumes[mounts[config_dir]]
         assert config_volume["configMap"]["name"] == resources["ConfigMap"]["metadata"]["name"]
         assert config_file in resources["ConfigMap"]["data"]
+
+
+def test_ctranslate2_converts_into_a_writable_volume(pod, server_container, docker):
+    """The root filesystem is read-only: DRAGOMAN_CT2_CACHE must lie on a volume, as in the image."""
+    assert server_container["securityContext"]["readOnlyRootFilesystem"] is True
+    cache = env_of(server_container)["DRAGOMAN_CT2_CACHE"]
+    assert cache == env_values(stages(docker)[-1])["DRAGOMAN_CT2_CACHE"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = [m for m in server_container["volumeMounts"] if cache.startswith(m["mountPath"] + "/")]
+    (mount,) = mounts
+    assert not mount.get("readOnly", False)
+    assert "emptyDir" in volumes[mount["name"]]
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"]
 
 
 def test_pods_run_as_non_root_with_resources(pod, docker):
@@ -585,3 +701,139 @@ def test_buf_breaking_accepts_a_compatible_change(buf, tmp_path):
     )
     result = buf("breaking", str(changed), "--against", str(RELEASED))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ------------------------------------------------------------------------------------------
+# What a first deployment trips over: `models pull`, offline messages, log lines. Each runs the
+# real command in a subprocess (pull switches downloads on for its whole process).
+
+
+def run_python(*args: str, env: dict | None = None, timeout: float = 120):
+    return subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_models_pull_help_names_the_command():
+    result = run_python("-m", "dragoman", "models", "pull", "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: dragoman models pull"), result.stdout[:200]
+
+
+def write_config(path: Path, source: str) -> Path:
+    path.write_text(
+        f'[[models]]\nname = "m"\ntask = "translation"\nsource = "{source}"\n'
+        'languages = ["pt-en"]\n'
+    )
+    return path
+
+
+def test_models_pull_downloads_although_serving_is_offline(tmp_path):
+    """HF_HUB_OFFLINE=1 (as in the image) is for serving: pull reaches the Hub anyway. Here the
+    Hub is a closed loopback port, so it fails to connect instead of refusing to try."""
+    config = write_config(tmp_path / "c.toml", "dragoman-test/not-a-model")
+    env = {
+        "HF_HUB_OFFLINE": "1",
+        "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}",
+        "HF_HOME": str(tmp_path / "hf"),
+    }
+    result = run_python("-m", "dragoman", "models", "pull", "--config", str(config), env=env)
+    assert result.returncode == 1, result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if "cannot pull" in x]
+    assert "offline" not in line.lower(), line
+
+
+def test_pull_module_runs_without_the_rest_of_the_package(tmp_path):
+    """The image's models stage copies __init__.py, sources.py and pull.py only."""
+    package = tmp_path / "dragoman_server"
+    package.mkdir()
+    for name in ("__init__.py", "sources.py", "pull.py"):
+        shutil.copy(ROOT / "service" / "dragoman_server" / name, package / name)
+    local = write_config(tmp_path / "local.toml", str(tmp_path))
+    env = {"PYTHONPATH": str(tmp_path), "HF_HOME": str(tmp_path / "hf")}
+    result = run_python("-m", "dragoman_server.pull", str(local), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "m: local directory" in result.stderr and "nothing to pull" in result.stderr
+    hub = write_config(tmp_path / "hub.toml", "dragoman-test/not-a-model")
+    env |= {"HF_HUB_OFFLINE": "1", "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}"}
+    result = run_python("-m", "dragoman_server.pull", str(hub), env=env)
+    assert result.returncode == 1 and "m: cannot pull dragoman-test/not-a-model" in result.stderr
+    (tmp_path / "bad.toml").write_text("[[models]]\nname = 1 = 2\n")
+    result = run_python("-m", "dragoman_server.pull", str(tmp_path / "bad.toml"), env=env)
+    assert result.returncode == 2 and result.stderr.startswith("dragoman: config error:")
+
+
+def test_an_offline_load_failure_says_offline_not_network(tmp_path):
+    result = run_python(
+        "-c",
+        "from dragoman_server.settings import Config\n"
+        "from dragoman_server.engines import load_engine\n"
+        "from dragoman_server.errors import ModelLoadError\n"
+        "config = Config.from_dict({'models': [{'name': 'm', 'task': 'translation',"
+        " 'source': 'dragoman-test/not-a-model', 'languages': ['pt-en']}]})\n"
+        "try:\n"
+        "    load_engine(config.models[0], config.server)\n"
+        "except ModelLoadError as exc:\n"
+        "    print(exc)\n",
+        env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")},
+    )
+    message = result.stdout.strip()
+    assert result.returncode == 0 and message, result.stderr
+    assert "\n" not in message
+    assert "offline" in message and "dragoman models pull" in message, message
+    assert "couldn't connect" not in message.lower(), message
+    assert str(tmp_path / "hf") in message, "names the cache it looked in"
+
+
+@pytest.mark.skipif(
+    not (ROOT.parent / "shared" / "models" / "copy-pt-en").is_dir(), reason="no copy model"
+)
+def test_an_unwritable_ct2_cache_names_the_setting(tmp_path):
+    """A read-only root made ctranslate2's conversion fail with a hint about save_pretrained."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    model = ROOT.parent / "shared" / "models" / "copy-pt-en"
+    result = run_python(
+        "-c",
+        "from dragoman_server.settings import Config\n"
+        "from dragoman_server.engines import load_engine\n"
+        "from dragoman_server.errors import ModelLoadError\n"
+        "config = Config.from_dict({'models': [{'name': 'm', 'task': 'translation',"
+        f" 'source': {str(model)!r}, 'languages': ['pt-en'], 'backend': 'ctranslate2'}}]}})\n"
+        "try:\n"
+        "    load_engine(config.models[0], config.server)\n"
+        "except ModelLoadError as exc:\n"
+        "    print(exc)\n",
+        env={"DRAGOMAN_CT2_CACHE": str(blocker / "ct2")},
+        timeout=300,
+    )
+    message = result.stdout.strip()
+    assert result.returncode == 0 and message, result.stderr
+    assert f"cannot write {blocker / 'ct2'}" in message, message
+    assert "DRAGOMAN_CT2_CACHE" in message and "save_pretrained" not in message, message
+
+
+def test_huggingface_hub_warnings_are_logged_once():
+    result = run_python(
+        "-c",
+        "from dragoman_server.logs import configure_logging\n"
+        "configure_logging('info', 'json')\n"
+        "from huggingface_hub.utils import logging\n"
+        "logging.get_logger('huggingface_hub.file_download').warning('hub-warning-7f3a')\n",
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [x for x in result.stderr.splitlines() if "hub-warning-7f3a" in x]
+    assert len(lines) == 1, lines
+    assert json.loads(lines[0])["logger"] == "huggingface_hub.file_download"

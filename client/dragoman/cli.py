@@ -133,6 +133,45 @@ def _glossary_entry(value: str) -> tuple[str, str]:
     return term, translation
 
 
+def add_connection_arguments(group, timeout: float = DEFAULT_TIMEOUT) -> None:
+    """The flags that say how to reach a server, besides `--server`: deadline, API key and TLS
+    (shared with `dragoman quality`)."""
+    group.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=_positive_float,
+        default=timeout,
+        help="deadline of each call (default: %(default)s)",
+    )
+    group.add_argument(
+        "--api-key",
+        metavar="KEY",
+        default=os.environ.get(ENV_API_KEY) or None,
+        help=f"API key, sent as a bearer token (default: ${ENV_API_KEY})",
+    )
+    group.add_argument("--tls", action="store_true", help="connect with TLS")
+    group.add_argument("--ca-cert", metavar="FILE", help="PEM root certificates (implies TLS)")
+    group.add_argument("--cert", metavar="FILE", help="PEM client certificate chain (mTLS)")
+    group.add_argument("--key", metavar="FILE", help="PEM client private key (mTLS)")
+
+
+def client_from_arguments(args: argparse.Namespace, target: str | None = None) -> Client:
+    """A Client for `target` (default `args.server`) with the connection flags' settings;
+    UsageError when they do not make a client."""
+    try:
+        return Client(
+            target or args.server,
+            timeout=args.timeout,
+            api_key=args.api_key,
+            tls=args.tls,
+            root_certificates=args.ca_cert,
+            private_key=args.key,
+            certificate_chain=args.cert,
+        )
+    except (ValueError, TypeError, OSError) as error:
+        raise UsageError(str(error)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dragoman",
@@ -151,23 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the server: HOST:PORT, HOST:PORT,HOST:PORT (round robin) or dns:///NAME:PORT "
         f"(default: ${ENV_SERVER}, else %(default)s)",
     )
-    connection.add_argument(
-        "--timeout",
-        metavar="SECONDS",
-        type=_positive_float,
-        default=DEFAULT_TIMEOUT,
-        help="deadline of the call (default: %(default)s)",
-    )
-    connection.add_argument(
-        "--api-key",
-        metavar="KEY",
-        default=os.environ.get(ENV_API_KEY) or None,
-        help=f"API key, sent as a bearer token (default: ${ENV_API_KEY})",
-    )
-    connection.add_argument("--tls", action="store_true", help="connect with TLS")
-    connection.add_argument("--ca-cert", metavar="FILE", help="PEM root certificates (implies TLS)")
-    connection.add_argument("--cert", metavar="FILE", help="PEM client certificate chain (mTLS)")
-    connection.add_argument("--key", metavar="FILE", help="PEM client private key (mTLS)")
+    add_connection_arguments(connection)
     common.add_argument("--json", action="store_true", help="print JSON instead of plain text")
 
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -267,21 +290,6 @@ def build_parser() -> argparse.ArgumentParser:
 # Commands
 
 
-def _client(args: argparse.Namespace) -> Client:
-    try:
-        return Client(
-            args.server,
-            timeout=args.timeout,
-            api_key=args.api_key,
-            tls=args.tls,
-            root_certificates=args.ca_cert,
-            private_key=args.key,
-            certificate_chain=args.cert,
-        )
-    except (ValueError, TypeError, OSError) as error:
-        raise UsageError(str(error)) from None
-
-
 def _read_input(path: str) -> str:
     name = "stdin" if path == "-" else path
     try:
@@ -328,7 +336,7 @@ def _translate(args: argparse.Namespace) -> int:
         "mime_type": "text/html" if args.html else None,
         "glossary": args.glossary,
     }
-    with _client(args) as client:
+    with client_from_arguments(args) as client:
         if args.stream:
             return _translate_stream(client, text, args, kwargs)
         [translation] = client.translate(text, args.to, **kwargs)
@@ -367,7 +375,7 @@ def _summarize(args: argparse.Namespace) -> int:
         "model": args.model,
         "mime_type": "text/html" if args.html else None,
     }
-    with _client(args) as client:
+    with client_from_arguments(args) as client:
         if args.stream:
             return _summarize_stream(client, text, args, kwargs)
         summary = client.summarize(text, **kwargs)
@@ -403,7 +411,7 @@ def _summarize_stream(
 
 def _detect(args: argparse.Namespace) -> int:
     text = _read_input(args.file)
-    with _client(args) as client:
+    with client_from_arguments(args) as client:
         scores = client.detect(text, max_results=args.max_results)
     if args.json:
         _print_json(scores)
@@ -414,7 +422,7 @@ def _detect(args: argparse.Namespace) -> int:
 
 
 def _models_list(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with client_from_arguments(args) as client:
         models = client.models()
     if args.json:
         _print_json(models)
@@ -432,7 +440,7 @@ def _models_list(args: argparse.Namespace) -> int:
 
 
 def _health(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with client_from_arguments(args) as client:
         status = client.health(args.service)
     if args.json:
         _print_json({"status": status})

@@ -12,9 +12,17 @@ from .settings import Config, add_arguments, load_config, overrides_from_args
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dragoman", description="Dragoman server commands")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the gRPC server")
+    # prog: the command as typed through the `dragoman` entry point (dragoman.cli).
+    serve = commands.add_parser("serve", prog="dragoman serve", help="run the gRPC server")
     add_arguments(serve)
-    pull = commands.add_parser("pull", help="download every configured model into the HF cache")
+    pull = commands.add_parser(
+        "pull",
+        prog="dragoman models pull",
+        help="download every configured model into the HF cache",
+        description="Download every Hub model of the config into the local Hugging Face cache "
+        "($HF_HOME), skipping files already there. Downloads even when serving is offline "
+        "(HF_HUB_OFFLINE=1, `offline = true`).",
+    )
     pull.add_argument(
         "--config", help="TOML config file (default: $DRAGOMAN_CONFIG, else built-in)"
     )
@@ -50,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "pull":
         from .pull import pull_models
 
-        return pull_models(config)
+        return pull_models(config.models)
     from .server import serve
 
     configure_logging(config.server.log_level, config.server.log_format)

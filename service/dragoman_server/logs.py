@@ -86,3 +86,6 @@ def configure_logging(level: str, fmt: str) -> None:
 
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
+    # huggingface_hub (imported by transformers) gives its logger a stderr handler of its own and
+    # still propagates to the root: each of its warnings came out twice. Ours alone now.
+    logging.getLogger("huggingface_hub").handlers.clear()

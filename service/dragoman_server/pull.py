@@ -1,9 +1,18 @@
-"""`dragoman models pull`: download every configured Hub model into the local Hugging Face cache."""
+"""`dragoman models pull`: download every configured Hub model into the local Hugging Face cache.
 
+This module needs only the standard library, `sources.py` and huggingface_hub, so that the
+image's model stage can run it as `python -m dragoman_server.pull CONFIG` before the rest of the
+code is copied in: a code change then reuses the model layer instead of downloading it again.
+"""
+
+import argparse
+import os
 import sys
+import tomllib
+from collections.abc import Iterable
+from types import SimpleNamespace
 
-from .engines.loading import looks_local
-from .settings import Config
+from .sources import looks_local
 
 # Weights in formats the torch backend never reads.
 _OTHER_FORMATS = [
@@ -18,12 +27,24 @@ _OTHER_FORMATS = [
 ]
 
 
-def pull_models(config: Config) -> int:
-    """Download each Hub model (with progress bars); local directories are checked. Exit code."""
+def allow_downloads() -> None:
+    """Downloads on, for this process: pulling is the one job meant to reach the Hub, also where
+    serving is kept offline (the image sets HF_HUB_OFFLINE=1; `offline = true` in the config)."""
+    os.environ["HF_HUB_OFFLINE"] = "0"
+    if "huggingface_hub" in sys.modules:  # it reads the variable once, at import
+        from huggingface_hub import constants
+
+        constants.HF_HUB_OFFLINE = False
+
+
+def pull_models(models: Iterable) -> int:
+    """Download each Hub model (name, source, revision; with progress bars); local directories
+    are skipped. Returns the exit code: 1 when any model failed, else 0."""
+    allow_downloads()
     from huggingface_hub import HfApi, snapshot_download
 
     failed = 0
-    for model in config.models:
+    for model in models:
         if looks_local(model.source):
             print(f"{model.name}: local directory {model.source}, nothing to pull", file=sys.stderr)
             continue
@@ -41,3 +62,38 @@ def pull_models(config: Config) -> int:
             continue
         print(f"{model.name}: cached at {path}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def models_in(path: str) -> list[SimpleNamespace]:
+    """The `[[models]]` of a TOML config, read without the server's config loader (which the
+    image's model stage does not have); `dragoman serve` validates the rest when it starts."""
+    with open(path, "rb") as file:
+        data = tomllib.load(file)
+    models = []
+    for index, entry in enumerate(data.get("models", [])):
+        if not isinstance(entry, dict) or not isinstance(entry.get("source"), str):
+            raise ValueError(f"{path}: models[{index}] has no `source`")
+        name = entry.get("name", f"models[{index}]")
+        models.append(
+            SimpleNamespace(name=name, source=entry["source"], revision=entry.get("revision"))
+        )
+    return models
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m dragoman_server.pull CONFIG`: the image's model stage."""
+    parser = argparse.ArgumentParser(
+        prog="python -m dragoman_server.pull", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("config", help="TOML config whose [[models]] to pull")
+    args = parser.parse_args(argv)
+    try:
+        models = models_in(args.config)
+    except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError
+        print(f"dragoman: config error: {exc}", file=sys.stderr)
+        return 2
+    return pull_models(models)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

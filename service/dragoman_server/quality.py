@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ENV_API_KEY = "DRAGOMAN_API_KEY"
+from dragoman.cli import add_connection_arguments, client_from_arguments
+
 # A batch of test sentences on a CPU can take minutes; the client's 30 s default is too short.
 DEFAULT_TIMEOUT = 600.0
 
@@ -166,23 +166,7 @@ def _parser() -> argparse.ArgumentParser:
     connection.add_argument(
         "--server", metavar="HOST:PORT", help="use a running server instead of starting one"
     )
-    connection.add_argument(
-        "--api-key",
-        metavar="KEY",
-        default=os.environ.get(ENV_API_KEY) or None,
-        help=f"API key, sent as a bearer token (default: ${ENV_API_KEY})",
-    )
-    connection.add_argument("--tls", action="store_true", help="connect with TLS")
-    connection.add_argument("--ca-cert", metavar="FILE", help="PEM root certificates (implies TLS)")
-    connection.add_argument("--cert", metavar="FILE", help="PEM client certificate chain (mTLS)")
-    connection.add_argument("--key", metavar="FILE", help="PEM client private key (mTLS)")
-    connection.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT,
-        metavar="SECONDS",
-        help="deadline of each call (default: %(default)s)",
-    )
+    add_connection_arguments(connection, timeout=DEFAULT_TIMEOUT)
     return p
 
 
@@ -200,21 +184,6 @@ def _translation_sets(args: argparse.Namespace):
         yield (Path(path).name, pair, *read_tsv(path))
     for spec in args.sacrebleu_set:
         yield (f"sacrebleu {spec.rpartition(':')[0]}", *read_sacrebleu(spec))
-
-
-def _client(args: argparse.Namespace, address: str):
-    """A `dragoman.Client` for the server (TLS and API key from the arguments)."""
-    from dragoman import Client
-
-    return Client(
-        address,
-        timeout=args.timeout,
-        api_key=args.api_key,
-        tls=args.tls,
-        root_certificates=args.ca_cert,
-        private_key=args.key,
-        certificate_chain=args.cert,
-    )
 
 
 def _run(args: argparse.Namespace, client) -> list[Scores]:
@@ -293,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.server:
-            with _client(args, args.server) as client:
+            with client_from_arguments(args, args.server) as client:
                 results = _run(args, client)
         else:
             from .errors import ConfigError
@@ -309,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not server.ready:
                     print("dragoman quality: no model could be loaded", file=sys.stderr)
                     return 1
-                with _client(args, server.address) as client:
+                with client_from_arguments(args, server.address) as client:
                     results = _run(args, client)
     except DragomanError as exc:  # the service refused or failed
         print(f"dragoman quality: {exc}", file=sys.stderr)

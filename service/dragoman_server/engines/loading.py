@@ -1,22 +1,14 @@
 """Where a model comes from (Hub id or local directory), which device it runs on, and load errors."""
 
+import errno
 import os
-import re
 from pathlib import Path
 
 from ..errors import ModelLoadError
 from ..settings import ModelConfig, ServerSettings
+from ..sources import looks_local
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-
-
-def looks_local(source: str) -> bool:
-    """True for sources that can only be a directory: absolute, ./ ../ ~ paths, or an existing dir."""
-    return (
-        source.startswith(("/", "./", "../", "~"))
-        or Path(source).is_dir()
-        or not _HUB_ID.match(source)
-    )
+__all__ = ["load_error", "looks_local", "offline", "resolve_device", "resolve_source"]
 
 
 def offline(settings: ServerSettings) -> bool:
@@ -42,13 +34,27 @@ def load_error(config: ModelConfig, exc: BaseException, local_only: bool) -> Mod
     cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     if len(cause) > 300:
         cause = cause[:300] + "..."
-    if looks_local(config.source):
+    unwritable = _unwritable_path(exc, config)
+    if unwritable is not None:
+        cause = f"cannot write {unwritable}: {exc.strerror}"
+        fix = (
+            "the ctranslate2 backend converts models into $DRAGOMAN_CT2_CACHE (default "
+            "~/.cache/dragoman/ct2): point it at a writable directory, e.g. a volume when the "
+            "root filesystem is read-only"
+            if config.backend == "ctranslate2"
+            else "the server's user must be able to write there (HF_HOME, DRAGOMAN_CT2_CACHE)"
+        )
+    elif looks_local(config.source):
         fix = "check that the directory holds a model and tokenizer saved with save_pretrained"
     elif local_only:
+        # transformers says "We couldn't connect to 'https://huggingface.co'", which reads like a
+        # network fault: no connection was attempted, downloads are off.
+        if "connect" in cause or "offline" in cause.lower():
+            cause = "offline (downloads are off) and not in the local Hugging Face cache"
         fix = (
-            "it is not in the local Hugging Face cache and downloads are off (offline); run "
-            "`dragoman models pull --config FILE` where the Hub is reachable, or set `source` "
-            "to a local directory"
+            f"the cache ($HF_HOME, now {_hf_home()}) lacks it; run "
+            "`dragoman models pull --config FILE` where the Hub is reachable (it downloads even "
+            "with HF_HUB_OFFLINE=1), or set `source` to a local directory"
         )
     else:
         fix = (
@@ -56,6 +62,28 @@ def load_error(config: ModelConfig, exc: BaseException, local_only: bool) -> Mod
             "beforehand, or set `source` to a local directory"
         )
     return ModelLoadError(f"model {config.name!r} ({config.source}): {cause} -- {fix}")
+
+
+def _unwritable_path(exc: BaseException, config: ModelConfig) -> str | None:
+    """The path a failed write names (a read-only root, a missing permission), if the load failed
+    writing outside the model's own directory."""
+    if not isinstance(exc, OSError) or not exc.filename or exc.errno not in _WRITE_ERRNOS:
+        return None
+    path = os.fsdecode(exc.filename)
+    if looks_local(config.source):
+        source = os.path.abspath(os.path.expanduser(config.source))
+        if os.path.abspath(path).startswith(source.rstrip("/") + "/"):
+            return None  # the model directory itself: the save_pretrained hint fits
+    return path
+
+
+_WRITE_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.ENOSPC}
+
+
+def _hf_home() -> str:
+    from huggingface_hub import constants  # the cache it actually reads (set at its import)
+
+    return constants.HF_HOME
 
 
 def resolve_device(device: str) -> str:
