@@ -38,8 +38,9 @@ DEFAULT_SYSTEM_PROMPT = (
 
 TRANSLATION_TEMPLATE = (
     "Translate the following {source_language} text into {target_language}. Keep its formatting, "
-    "line breaks, numbers and names, and copy every tag such as <x1>, </x1> or <x2/> exactly "
-    "where it belongs. Answer with the translation only.\n\n{text}"
+    "numbers and names; copy every tag such as <x1>, </x1> or <x2/> and every code of capital "
+    "letters and digits such as GLS1 exactly, where it belongs. Answer with the translation "
+    "only.\n\n{text}"
 )
 
 SUMMARY_TEMPLATE = (
