@@ -14,6 +14,8 @@ from functools import lru_cache
 
 import grpc
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import dragoman
 from conftest import COPY_MODEL, ROOT, make_config
@@ -55,6 +57,7 @@ def _copy_chat():
     )
 
 
+@lru_cache(maxsize=4096)
 def copies_directly(text: str) -> bool:
     """Whether copy-chat, in-process through its chat template, answers with `text` exactly."""
     import torch
@@ -182,6 +185,30 @@ def test_text_that_looks_like_the_chat_template_markup_is_plain_text(client, mar
         pytest.skip("copy-chat does not copy this text in-process")
     [result] = client.translate(text, "en", source="pt", model="chat")
     assert result.text == text
+
+
+_LINE_BREAKS = st.sampled_from(["\n", "\r\n", "\r", "\u2028", "\u2029", "\x0b", "\x0c", "\x85"])
+_BLANKS = st.text(alphabet=" \t\u00a0\u2009\u3000", max_size=3)
+_SEPARATORS = st.lists(st.tuples(_BLANKS, _LINE_BREAKS), min_size=1, max_size=3).map(
+    lambda parts: "".join(b + n for b, n in parts)
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_any_whitespace_between_paragraphs_comes_back_exactly(client, data):
+    """The fidelity oracle for this path: paragraphs copy-chat copies, joined by any run of
+    whitespace and line breaks, with any leading and trailing whitespace: output == input."""
+    paragraphs = _copied(PARAGRAPHS)
+    picked = data.draw(st.lists(st.sampled_from(paragraphs), min_size=1, max_size=4))
+    article = data.draw(_BLANKS)
+    for paragraph in picked:
+        article += paragraph + data.draw(_SEPARATORS)
+    article += data.draw(_BLANKS)
+    [result] = client.translate(article, "en", source="pt", model="chat")
+    assert result.text == article
 
 
 def test_static_batching_keeps_structure_too(client):
