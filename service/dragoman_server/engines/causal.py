@@ -106,6 +106,8 @@ class InstructionEngine(Engine):
         # `split_special_tokens` is a flag set on the shared Rust tokenizer for each call, so two
         # units prepared at once could read a chat template's "<|im_start|>" as plain text.
         self._tokenizer_lock = threading.Lock()
+        # generate() reads the vocabulary for its stop strings while the model runs, unlocked.
+        self._stop_tokenizer = copy.deepcopy(tokenizer)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "left"  # a batch's prompts end where generation starts
@@ -270,7 +272,7 @@ class InstructionEngine(Engine):
         kwargs: dict = {"generation_config": gc}
         if stops:
             gc.stop_strings = sorted(stops)
-            kwargs["tokenizer"] = self.tokenizer
+            kwargs["tokenizer"] = self._stop_tokenizer
         if should_stop is not None:
             kwargs["stopping_criteria"] = StoppingCriteriaList([_StopWhenAbandoned(should_stop)])
         with torch.inference_mode():
