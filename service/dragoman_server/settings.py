@@ -491,10 +491,13 @@ def _template_problem(value: Any) -> bool:
     if not isinstance(value, str):
         return True
     try:
-        names = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(value)]
     except ValueError:  # unbalanced braces
         return True
-    return "text" not in names or any(n not in PROMPT_FIELDS for n in names)
+    names = [f for f, _, _ in fields if f is not None]
+    # Plain fields only: no "{text!r}", "{words:>5}" (nothing a caller's text could be reshaped by).
+    reshaped = any(spec or conv for f, spec, conv in fields if f is not None)
+    return reshaped or "text" not in names or any(n not in PROMPT_FIELDS for n in names)
 
 
 def _model_config(
