@@ -3,6 +3,7 @@
     python -m bench            # full run (~13 min on 2 cores)
     python -m bench --quick    # fewer sentences, to check that it works
     python -m bench --model DIR_OR_HUB_ID   # a real translation model instead of the random one
+    python -m bench --http     # only the HTTP face against gRPC (g below), ~2 min
 
 Measures (translation; summarisation gets a, b, c):
   a  naive: transformers generate(), one sentence at a time, in-process
@@ -12,6 +13,9 @@ Measures (translation; summarisation gets a, b, c):
   d  b and c with the CTranslate2 backend (int8)
   e  gRPC overhead: p50 round trip of a one-word call to an echo engine vs the same in-process
   f  peak RSS of the server process and its growth over three rounds of c32
+  g  (--http only) the HTTP/JSON face against gRPC, on one server with both: with the echo engine,
+     p50 of the same one-word call and calls/s at 1/8/32 clients; with the model (torch), 1/8/32
+     clients sending one sentence per call (POST /v1/translate vs Translate)
 Models are built here with random weights at real size (opus-mt-ROMANCE-en and distilbart-cnn-6-6
 dimensions) and generate exactly 32 tokens, so every run does the same work. Prints a table and
 writes bench/results/latest.json.
@@ -221,8 +225,10 @@ def inprocess_echo_p50(n: int) -> float:
 
 # ---------------------------------------------------------------- server
 class Server:
-    def __init__(self, models: list[dict], echo: bool = False, threads: int = 0):
+    def __init__(self, models: list[dict], echo: bool = False, threads: int = 0, http=False):
         server = {"host": "127.0.0.1", "port": 0, "threads": threads, "log_level": "warning"}
+        if http:
+            server.update(http=True, http_port=0)
         self.file = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
         json.dump({"server": server, "models": models}, self.file)
         self.file.close()
@@ -233,7 +239,9 @@ class Server:
         line = self.proc.stdout.readline()
         if not line.startswith("PORT"):
             raise RuntimeError(f"server did not start: {line!r}")
-        self.address = f"127.0.0.1:{line.split()[1]}"
+        words = line.split()
+        self.address = f"127.0.0.1:{words[1]}"
+        self.http_url = f"http://127.0.0.1:{words[3]}" if len(words) > 3 else None
 
     def rss_mb(self) -> tuple[float, float]:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
@@ -297,12 +305,121 @@ def load(address, task, texts, clients) -> dict:
     return asyncio.run(_load(address, task, texts, clients))
 
 
+async def _load_http(url: str, texts: list[str], clients: int) -> dict:
+    """`_load` for translation over the HTTP face: POST /v1/translate, one text per call."""
+    import aiohttp
+
+    queue = list(reversed(texts))
+    latencies, tokens = [], 0
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def call(text):
+            body = {"texts": [text], "targetLanguage": "en", "sourceLanguage": "pt"}
+            async with session.post(f"{url}/v1/translate", json=body) as response:
+                response.raise_for_status()
+                reply = await response.json()
+            return sum(int(t["outputTokens"]) for t in reply["translations"])
+
+        await call("Aquecimento. " + texts[0])
+
+        async def client():
+            nonlocal tokens
+            while queue:
+                text = queue.pop()
+                t = time.perf_counter()
+                output_tokens = await call(text)
+                tokens += output_tokens
+                latencies.append(time.perf_counter() - t)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "calls_s": len(texts) / elapsed,
+        "tokens_s": tokens / elapsed,
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p95_ms": 1000 * latencies[int(len(latencies) * 0.95)],
+    }
+
+
+def load_http(url, texts, clients) -> dict:
+    return asyncio.run(_load_http(url, texts, clients))
+
+
+def http_face(marian: str, n: int, log) -> dict:
+    """g: the HTTP face against gRPC on the same server (`http_echo`, then `http_model`)."""
+    return {**http_echo(log), **http_model(marian, n, log)}
+
+
+def http_echo(log) -> dict:
+    """The faces alone, with the echo engine: p50 of a one-word call, calls/s at 1/8/32 clients.
+    Every text is unique (the translation cache would answer a repeated one)."""
+    out: dict = {}
+    log("[g] HTTP vs gRPC, echo engine")
+    server = Server([model_entry("echo", "translation", "/bench-echo")], echo=True, http=True)
+    try:
+        load(server.address, "translation", [f"Olá{i}a" for i in range(50)], 1)  # warm-up
+        load_http(server.http_url, [f"Olá{i}b" for i in range(50)], 1)
+        grpc = load(server.address, "translation", [f"Olá{i}g" for i in range(300)], 1)
+        http = load_http(server.http_url, [f"Olá{i}h" for i in range(300)], 1)
+        for clients in (1, 8, 32):
+            texts = [f"Olá{i}g{clients}" for i in range(600)]
+            out[f"echo_grpc_c{clients}"] = load(server.address, "translation", texts, clients)
+            texts = [f"Olá{i}h{clients}" for i in range(600)]
+            out[f"echo_http_c{clients}"] = load_http(server.http_url, texts, clients)
+    finally:
+        server.stop()
+    out["echo"] = {
+        "grpc_p50_ms": grpc["p50_ms"],
+        "http_p50_ms": http["p50_ms"],
+        "overhead_ms": http["p50_ms"] - grpc["p50_ms"],
+    }
+    return out
+
+
+def http_model(marian: str, n: int, log) -> dict:
+    """1/8/32 clients sending one (unique) sentence per call to the model, torch, each face."""
+    out: dict = {}
+    log("[g] HTTP vs gRPC, model, torch")
+    server = Server([model_entry("m", "translation", marian)], http=True)
+    try:
+        load(server.address, "translation", sentences(32), 32)  # warm-up: the batch shapes
+        for clients in (1, 8, 32):
+            k = n // 8 if clients == 1 else n
+            out[f"grpc_c{clients}"] = load(server.address, "translation", sentences(k), clients)
+            out[f"http_c{clients}"] = load_http(server.http_url, sentences(k), clients)
+    finally:
+        server.stop()
+    return out
+
+
+def report_http(g: dict) -> None:
+    print(f"{'measurement':24} {'calls/s':>9} {'tok/s':>9} {'p50 ms':>9} {'p95 ms':>9}")
+    for prefix, label in (("echo_", "echo "), ("", "model ")):
+        for clients in (1, 8, 32):
+            for face in ("grpc", "http"):
+                v = g[f"{prefix}{face}_c{clients}"]
+                name = f"{label}{face} c{clients}"
+                print(
+                    f"{name:24} {v['calls_s']:9.1f} {v['tokens_s']:9.1f} "
+                    f"{v['p50_ms']:9.1f} {v['p95_ms']:9.1f}"
+                )
+    e = g["echo"]
+    print(
+        f"\necho round trip p50: gRPC {e['grpc_p50_ms']:.2f} ms, HTTP {e['http_p50_ms']:.2f} ms, "
+        f"HTTP overhead {e['overhead_ms']:.2f} ms"
+    )
+
+
 # ---------------------------------------------------------------- the run
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer sentences")
     parser.add_argument("--model", help="a translation model directory or Hub id instead")
     parser.add_argument("--no-summarization", action="store_true")
+    parser.add_argument("--http", action="store_true", help="only g: the HTTP face against gRPC")
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "dragoman-bench"))
     args = parser.parse_args(argv)
     import torch
@@ -319,6 +436,12 @@ def main(argv=None) -> int:
     def log(*a):
         print(*a, file=sys.stderr, flush=True)
 
+    if args.http:
+        out["http"] = http_face(marian, n, log)
+        report_http(out["http"])
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "http.json").write_text(json.dumps(out, indent=1))
+        return 0
     tasks = [("translation", marian)]
     if not args.no_summarization and not args.model:
         tasks.append(("summarization", str(build_bart(cache / "bart-distilbart-size"))))

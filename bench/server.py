@@ -1,6 +1,6 @@
 """A Dragoman server in its own process for the benchmark: `python -m bench.server CONFIG.json [--echo]`.
 
-Prints `PORT <n>` once every model is ready, then serves until stdin closes. With --echo, every
+Prints `PORT <n>` (with `HTTP <m>` when the config turns `http` on) once every model is ready, then serves until stdin closes. With --echo, every
 model's engine is replaced by `EchoEngine` (injected here, by patching the registry's loader: no
 benchmark branch in production code)."""
 
@@ -44,7 +44,8 @@ async def _main(config: Config) -> None:
     if not await server.wait_until_ready(600):
         print("FAILED", flush=True)
         return
-    print(f"PORT {server.port}", flush=True)
+    http = f" HTTP {server.http_port}" if server.http_port else ""
+    print(f"PORT {server.port}{http}", flush=True)
     await asyncio.to_thread(sys.stdin.read)  # until the parent closes our stdin
     await server.stop(0)
 

@@ -688,3 +688,28 @@ def test_concurrent_use_gives_the_same_results():
     with ThreadPoolExecutor(8) as pool:
         got = list(pool.map(lambda t: split_document(t, words, 12, "pt").segments(), texts))
     assert got == expected
+
+
+# -- found by the fidelity oracle (tests/test_oracle.py) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "sentences"),
+    [
+        ("Governo anunciou antes.» Costa disse.", ["Governo anunciou antes.»", "Costa disse."]),
+        ("Foi assim.» «Não foi», disse.", ["Foi assim.»", "«Não foi», disse."]),
+        ("Disse que não.” Depois saiu.", ["Disse que não.”", "Depois saiu."]),
+        ("Acabou.»", ["Acabou.»"]),
+    ],
+)
+def test_a_closing_quote_stays_with_the_sentence_it_closes(text, sentences):
+    """pysbd ended the sentence before its closing quote, which then began the next segment
+    ("» Costa disse.") or was a segment of its own ("»"): a model sees a stray quote."""
+    assert split_sentences(text, "pt") == sentences
+
+
+def test_a_closing_quote_at_a_paragraph_end_is_not_a_segment_of_its_own():
+    text = "Governo  anunciou de  antes.»\nCosta disse.\u2029Ele\u2009saiu.»"
+    doc = split_document(text, words, 50, "pt")
+    assert doc.segments() == ["Governo  anunciou de  antes.»", "Costa disse.", "Ele\u2009saiu.»"]
+    check_document(doc, text, words, 50)

@@ -339,17 +339,24 @@ def test_serve_with_bad_config_is_one_line(tmp_path):
 
 
 def test_generated_protobuf_code_is_up_to_date(tmp_path):
-    """scripts/gen_protos.py output must match the checked-in client/dragoman/v1."""
+    """scripts/gen_protos.py output (the code, and the service config the client loads) must
+    match the checked-in client/dragoman/v1."""
     subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "gen_protos.py"), str(tmp_path)], check=True
     )
     checked_in = ROOT / "client" / "dragoman" / "v1"
     generated = sorted(p.name for p in (tmp_path / "dragoman" / "v1").iterdir())
-    assert generated == ["dragoman_pb2.py", "dragoman_pb2.pyi", "dragoman_pb2_grpc.py"]
+    assert generated == [
+        "dragoman_descriptor.binpb",
+        "dragoman_pb2.py",
+        "dragoman_pb2.pyi",
+        "dragoman_pb2_grpc.py",
+        "service_config.json",
+    ]
     for name in generated:
-        assert (tmp_path / "dragoman" / "v1" / name).read_text() == (
+        assert (tmp_path / "dragoman" / "v1" / name).read_bytes() == (
             checked_in / name
-        ).read_text(), f"{name} is stale: run python scripts/gen_protos.py"
+        ).read_bytes(), f"{name} is stale: run python scripts/gen_protos.py"
 
 
 def test_readme_settings_table_matches_the_settings():

@@ -17,6 +17,8 @@ raise ``ValueError`` / ``TypeError`` at once.
 
 from __future__ import annotations
 
+import copy
+import functools
 import ipaddress
 import json
 import os
@@ -24,6 +26,7 @@ import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata as _metadata
+from importlib import resources
 from typing import Any
 
 import grpc
@@ -238,26 +241,30 @@ def channel_settings(
 def service_config(retries: int, round_robin: bool) -> str:
     """The gRPC service config (JSON): wait-for-ready, retries on UNAVAILABLE, load balancing.
 
-    Dragoman calls wait for a connection until their deadline (``waitForReady``); health checks do
-    not, so that a probe of a server that is down answers UNAVAILABLE at once.
+    The policy is the contract's own ``protos/dragoman/v1/service_config.json`` (shipped in this
+    package as ``dragoman/v1/service_config.json``), with ``maxAttempts`` set from ``retries``
+    (no retry policy at all for fewer than 2 attempts) and ``loadBalancingConfig`` only for
+    round_robin targets. Dragoman calls wait for a connection until their deadline
+    (``waitForReady``); health checks do not, so that a probe of a server that is down answers
+    UNAVAILABLE at once.
     """
-    dragoman: dict[str, Any] = {"name": [{"service": SERVICE_NAME}], "waitForReady": True}
-    health: dict[str, Any] = {"name": [{"service": HEALTH_SERVICE_NAME}], "waitForReady": False}
+    config = copy.deepcopy(_shipped_service_config())
     attempts = min(retries + 1, MAX_ATTEMPTS_CAP)
-    if attempts >= 2:  # a retryPolicy with maxAttempts < 2 is invalid
-        policy = {
-            "maxAttempts": attempts,
-            "initialBackoff": "0.25s",
-            "maxBackoff": "4s",
-            "backoffMultiplier": 2,
-            "retryableStatusCodes": ["UNAVAILABLE"],
-        }
-        dragoman["retryPolicy"] = policy
-        health["retryPolicy"] = policy
-    config: dict[str, Any] = {"methodConfig": [dragoman, health]}
-    if round_robin:
-        config["loadBalancingConfig"] = [{"round_robin": {}}]
+    for method in config["methodConfig"]:
+        if attempts >= 2:  # a retryPolicy with maxAttempts < 2 is invalid
+            method["retryPolicy"]["maxAttempts"] = attempts
+        else:
+            method.pop("retryPolicy", None)
+    if not round_robin:
+        config.pop("loadBalancingConfig", None)
     return json.dumps(config)
+
+
+@functools.cache
+def _shipped_service_config() -> dict[str, Any]:
+    return json.loads(
+        resources.files("dragoman.v1").joinpath("service_config.json").read_text("utf-8")
+    )
 
 
 def resolve_target(target: str | Iterable[str]) -> tuple[str, bool]:

@@ -31,20 +31,35 @@ class CallRecord:
         "ended",
     )
 
-    def __init__(self, method: str, context, metrics=None):
+    def __init__(
+        self,
+        method: str,
+        context=None,
+        metrics=None,
+        *,
+        metadata=None,
+        peer: str | None = None,
+        time_remaining: float | None = None,
+    ):
+        """`context`: a grpc call's (its metadata, peer and deadline are read from it); without
+        one (the HTTP face), `metadata` (lower-case name, value pairs), `peer` and
+        `time_remaining` (seconds, None: no deadline) are given directly."""
         self.method = method
         self.context = context
         self.metrics = metrics
-        self.request_id = request_id_of(context.invocation_metadata())
+        if context is not None:
+            metadata = context.invocation_metadata()
+            # Read now: once a streaming call is over (its generator closed late by the garbage
+            # collector), the context's C call is gone and reading it can crash the process.
+            peer = context.peer()
+            time_remaining = context.time_remaining()
+        self.request_id = request_id_of(metadata)
         self.key: bytes | None = None
         self.code = "UNKNOWN"
         self.reason: str | None = None
         self.started = time.perf_counter()
-        # Read now: once a streaming call is over (its generator closed late by the garbage
-        # collector), the context's C call is gone and reading it can crash the process.
-        self.peer = context.peer()
-        remaining = context.time_remaining()
-        self.deadline = None if remaining is None else self.started + remaining
+        self.peer = peer
+        self.deadline = None if time_remaining is None else self.started + time_remaining
         self.token = request_id_var.set(self.request_id)
         self.ended = False
         if metrics:
@@ -61,6 +76,8 @@ class CallRecord:
 
     def aborted(self) -> None:
         """The handler called `context.abort` itself: take the code it set."""
+        if self.context is None:
+            return
         try:
             code = self.context.code()
         except Exception:

@@ -54,7 +54,7 @@ class DataPlane:
         self.router = Router(config.models, config.server.pivot_language)
         # Segment translations already made; `cache.stats()` for logs and metrics.
         self.cache = TranslationCache(getattr(config.server, "cache_size", DEFAULT_CACHE_SIZE))
-        self.sources = SourceResolver(self.router)
+        self.sources = SourceResolver(self.router, config.models)
         self.generator = SegmentGenerator(self.cache)
         self.translator = Translator(config, registry, self.router, self.sources, self.generator)
         self.summarizer = Summarizer(

@@ -102,6 +102,20 @@ class Unauthenticated(DragomanServerError):
     default_reason = "UNAUTHENTICATED"
 
 
+class DeadlineExceeded(DragomanServerError):
+    """The call's deadline passed before it finished (its work is cancelled)."""
+
+    status = "DEADLINE_EXCEEDED"
+    default_reason = "DEADLINE_EXCEEDED"
+
+
+class Cancelled(DragomanServerError):
+    """The caller went away (its work is cancelled)."""
+
+    status = "CANCELLED"
+    default_reason = "CANCELLED"
+
+
 class Internal(DragomanServerError):
     """A failure inside the server that the caller cannot fix (a model call that failed)."""
 

@@ -169,7 +169,8 @@ class Metrics:
     def observe_call(
         self, method: str, code: str, seconds: float, reason: str | None = None
     ) -> None:
-        short = method.rsplit("/", 1)[-1]
+        # gRPC: the method's short name ("Translate"); HTTP: the route ("POST /v1/translate").
+        short = method.rsplit("/", 1)[-1] if method.startswith("/") else method
         self.requests.labels(short, code).inc()
         if reason:
             self.errors.labels(short, code, reason).inc()

@@ -85,6 +85,8 @@ _WS_RUN = re.compile(r"\s+")
 _NON_WS = re.compile(r"\S+")
 _CLAUSE_BREAK = re.compile(r"(?<=[,;:—–])\s+")
 _OPENING_PUNCT = "\"'«»“”„‘’‚‹›([{¿¡-–—"
+# Closing quotes and brackets: one right after a sentence end belongs to that sentence.
+_CLOSING_PUNCT = "\"'»”’›)]}"
 
 # pysbd's abbreviation handling is quadratic in the text length: feed it bounded windows.
 _PYSBD_WINDOW = 2000
@@ -199,6 +201,10 @@ def _sentence_spans(text: str, start: int, end: int, language: str) -> list[tupl
     spans: list[tuple[int, int]] = []
     s = start
     for b in boundaries:
+        # pysbd may end a sentence before its closing quote ("antes.» Costa" -> "antes." and
+        # "» Costa"): the quote stays with the sentence it closes.
+        while s < b < end and text[b] in _CLOSING_PUNCT:
+            b += 1
         if b <= s or b >= end:
             continue
         e = b

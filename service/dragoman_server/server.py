@@ -58,9 +58,8 @@ class DragomanServer:
             # logged); grpc's own, which answers bare RESOURCE_EXHAUSTED, is only a backstop.
             maximum_concurrent_rpcs=4 * settings.max_concurrent_requests + 64,
         )
-        dragoman_pb2_grpc.add_DragomanServicer_to_server(
-            DragomanServicer(self.dataplane, charge=self.admission.charge), self.server
-        )
+        self.servicer = DragomanServicer(self.dataplane, charge=self.admission.charge)
+        dragoman_pb2_grpc.add_DragomanServicer_to_server(self.servicer, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
@@ -68,6 +67,33 @@ class DragomanServer:
         self.port: int | None = None
         self._loading: asyncio.Task | None = None
         self._ready = asyncio.Event()
+        self._serving = False
+        self._stopping = False
+        self.http = self._http_server() if settings.http else None
+
+    @property
+    def http_port(self) -> int | None:
+        """The HTTP port once started (None when `http` is off)."""
+        return self.http.port if self.http else None
+
+    def _http_server(self):
+        # Imported here: aiohttp is needed only when the HTTP face is on.
+        from .http.app import HealthView, HttpContext, HttpServer
+
+        return HttpServer(
+            HttpContext(
+                dataplane=self.dataplane,
+                admission=self.admission,
+                metrics=self.metrics,
+                settings=self.config.server,
+                health=HealthView(
+                    serving=lambda: self._serving,
+                    shutting_down=lambda: self._stopping,
+                    registry=self.registry,
+                ),
+                servicer=self.servicer,
+            )
+        )
 
     @property
     def address(self) -> str:
@@ -91,6 +117,12 @@ class DragomanServer:
         if not self.port:
             raise OSError(f"cannot listen on {bind}: the port is in use or the host is not local")
         await self.server.start()
+        if self.http is not None:
+            try:
+                await self.http.start()
+            except OSError:
+                await self.server.stop(0)
+                raise
         if settings.metrics_port:
             self.metrics.serve(host, settings.metrics_port)
         auth = self.admission.authenticator
@@ -110,6 +142,7 @@ class DragomanServer:
         await asyncio.to_thread(detection.load)
         await self.registry.load_all()
         if self.registry.any_ready:
+            self._serving = not self._stopping
             for name in ("", SERVICE_NAME):
                 await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
             log.info("serving")
@@ -124,9 +157,14 @@ class DragomanServer:
 
     async def stop(self, grace: float | None = None) -> None:
         """Health NOT_SERVING at once, refuse new calls, let in-flight ones finish within grace."""
+        self._stopping = True
+        self._serving = False
         await self.health.enter_graceful_shutdown()
         grace = self.config.server.grace_period_s if grace is None else grace
-        await self.server.stop(grace)
+        stopping = [self.server.stop(grace)]
+        if self.http is not None:
+            stopping.append(self.http.stop(grace))
+        await asyncio.gather(*stopping)
         if self._loading and not self._loading.done():
             self._loading.cancel()
         self.metrics.close()
@@ -161,6 +199,8 @@ async def serve(config: Config) -> int:
     def again() -> None:  # a second signal: cancel what is left and exit now
         log.warning("second signal: cancelling in-flight calls")
         asyncio.ensure_future(server.server.stop(0))
+        if server.http is not None:
+            server.http.abort()
 
     for sig in signals:
         loop.add_signal_handler(sig, again)
@@ -187,6 +227,7 @@ class BackgroundServer:
         self.server: DragomanServer = self._call(_create(config))
         self.port = self._call(self.server.start())
         self.address = f"{config.server.host}:{self.port}"
+        self.http_port: int | None = self.server.http_port
         self.ready = self._call(self.server.wait_until_ready(ready_timeout))
 
     def _call(self, coroutine):

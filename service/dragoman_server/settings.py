@@ -46,6 +46,14 @@ def _host_problem(value: str) -> str | None:
     return None if value and not any(c.isspace() for c in value) else "a host name or address"
 
 
+def _http_host_problem(value: str) -> str | None:
+    return (
+        None
+        if not value or _host_problem(value) is None
+        else "empty (same as host) or a host name or address"
+    )
+
+
 def _quota_problem(value: float) -> str | None:
     return None if value == 0 or value >= 1 else "0 (unlimited) or a number >= 1"
 
@@ -181,6 +189,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("offline", bool, False, "load models from local directories and the HF cache only"),
     Setting("warmup", bool, True, "run one generation per model before reporting SERVING"),
     Setting("metrics_port", int, 0, "Prometheus metrics HTTP port (0: off)", maximum=65535),
+    Setting(
+        "http", bool, False, "also serve HTTP/JSON (transcoded API, LibreTranslate API, desk page)"
+    ),
+    Setting(
+        "http_host", str, "", "HTTP address (empty: the same as host)", check=_http_host_problem
+    ),
+    Setting(
+        "http_port", int, 8080, "HTTP port when http is on (0 picks a free one)", maximum=65535
+    ),
     Setting(
         "api_keys",
         tuple,

@@ -4,6 +4,7 @@ against the routes the configured models offer."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from . import detection
@@ -27,31 +28,48 @@ class Source:
 
 
 class SourceResolver:
-    """Detects languages (on a worker thread) and resolves each input's source language."""
+    """Detects languages (on a worker thread) among the configured ones, and resolves each
+    input's source language."""
 
-    def __init__(self, router: Router):
+    def __init__(self, router: Router, models: Iterable = ()):
         self.router = router
+        # Candidates: every configured language (see detection.configured_languages for why).
+        self.served = detection.configured_languages(models)
 
     async def detect(self, text: str, max_results: int = 3) -> list[detection.LanguageScore]:
-        return await asyncio.to_thread(detection.detect, text[:DETECTION_CHARS], max_results)
+        """Candidates among the configured languages (what Translate would detect)."""
+        return await asyncio.to_thread(
+            detection.detect, text[:DETECTION_CHARS], max_results, self.served
+        )
 
     async def resolve(self, given: str | None, text: str, field: str, target: str | None) -> Source:
         """The given language, else the detected one; InvalidArgument naming `field` when the
-        detected language is unsure or has no route to `target`."""
+        detected language is unsure (LANGUAGE_NOT_DETECTED), or is not served or has no route to
+        `target` (LANGUAGE_NOT_SERVED)."""
         if given:
             return Source(given, False, 0.0)
-        best = (await self.detect(text, 1))[0]
-        detected = Source(best.language, True, best.confidence)
-        if target is None or base(best.language) == base(target):
-            return detected
-        if self.router.has_route(best.language, target):
-            return detected
-        if best.confidence < detection.CONFIDENT:
+        candidates = self.served | {target or ""} - {""}
+        found = await asyncio.to_thread(detection.identify, text[:DETECTION_CHARS], candidates)
+        best = found.foreign or found.best
+        if best is None or (found.foreign is None and best.confidence < detection.CONFIDENT):
+            guess = f" (best guess {best.language!r} at {best.confidence:.2f})" if best else ""
             raise InvalidArgument(
-                f"{field}: the language could not be detected reliably (best guess "
-                f"{best.language!r} at {best.confidence:.2f}); set source_language"
+                f"{field}: the language could not be detected reliably{guess}; set source_language",
+                reason="LANGUAGE_NOT_DETECTED",
+                field=field,
             )
+        detected = Source(best.language, True, best.confidence)
+        if found.foreign is None and (
+            target is None
+            or base(best.language) == base(target)
+            or self.router.has_route(best.language, target)
+        ):
+            return detected
+        served = ", ".join(sorted(candidates))
+        routes = f"has no route to {target!r}" if target else f"is not served (served: {served})"
         raise InvalidArgument(
-            f"{field}: detected language {best.language!r} (confidence {best.confidence:.2f}) has no "
-            f"route to {target!r}; supported pairs: {', '.join(self.router.supported_pairs())}"
+            f"{field}: detected language {best.language!r} (confidence {best.confidence:.2f}) "
+            f"{routes}; supported pairs: {', '.join(self.router.supported_pairs())}",
+            reason="LANGUAGE_NOT_SERVED",
+            field=field,
         )

@@ -22,55 +22,80 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x64ragoman/v1/dragoman.proto\x12\x0b\x64ragoman.v1\"/\n\rGlossaryEntry\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\"\xa3\x01\n\x10TranslateRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\x17\n\x0ftarget_language\x18\x02 \x01(\t\x12\x17\n\x0fsource_language\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x11\n\tmime_type\x18\x05 \x01(\t\x12,\n\x08glossary\x18\x06 \x03(\x0b\x32\x1a.dragoman.v1.GlossaryEntry\"K\n\x08RouteHop\x12\r\n\x05model\x18\x01 \x01(\t\x12\x17\n\x0fsource_language\x18\x02 \x01(\t\x12\x17\n\x0ftarget_language\x18\x03 \x01(\t\"\xc6\x02\n\x0bTranslation\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x17\n\x0fsource_language\x18\x02 \x01(\t\x12 \n\x18source_language_detected\x18\x03 \x01(\x08\x12\x1c\n\x14\x64\x65tection_confidence\x18\x04 \x01(\x02\x12\x0e\n\x06models\x18\x05 \x03(\t\x12$\n\x05route\x18\x06 \x03(\x0b\x32\x15.dragoman.v1.RouteHop\x12\x0f\n\x07pivoted\x18\x07 \x01(\x08\x12\x34\n\x10\x61pplied_glossary\x18\x08 \x03(\x0b\x32\x1a.dragoman.v1.GlossaryEntry\x12\x14\n\x0cinput_tokens\x18\t \x01(\r\x12\x15\n\routput_tokens\x18\n \x01(\r\x12&\n\x05\x66lags\x18\x0b \x03(\x0b\x32\x17.dragoman.v1.OutputFlag\"V\n\nOutputFlag\x12\x15\n\rsegment_index\x18\x01 \x01(\r\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x13\n\x0bregenerated\x18\x03 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"C\n\x11TranslateResponse\x12.\n\x0ctranslations\x18\x01 \x03(\x0b\x32\x18.dragoman.v1.Translation\"\x84\x02\n\x17TranslateStreamResponse\x12\x12\n\ntext_index\x18\x01 \x01(\r\x12\x17\n\x0fparagraph_index\x18\x02 \x01(\r\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x0c\n\x04last\x18\x04 \x01(\x08\x12\x17\n\x0fsource_language\x18\x05 \x01(\t\x12 \n\x18source_language_detected\x18\x06 \x01(\x08\x12\x1c\n\x14\x64\x65tection_confidence\x18\x07 \x01(\x02\x12\x0e\n\x06models\x18\x08 \x03(\t\x12\x0f\n\x07pivoted\x18\t \x01(\x08\x12&\n\x05\x66lags\x18\n \x03(\x0b\x32\x17.dragoman.v1.OutputFlag\"\xdf\x01\n\x10SummarizeRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x17\n\x0fsource_language\x18\x02 \x01(\t\x12\x17\n\x0ftarget_language\x18\x03 \x01(\t\x12\x11\n\tmax_words\x18\x04 \x01(\r\x12*\n\x06length\x18\x05 \x01(\x0e\x32\x1a.dragoman.v1.SummaryLength\x12\r\n\x05model\x18\x06 \x01(\t\x12*\n\x06\x66ormat\x18\x07 \x01(\x0e\x32\x1a.dragoman.v1.SummaryFormat\x12\x11\n\tmime_type\x18\x08 \x01(\t\"\xf1\x01\n\x11SummarizeResponse\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\x17\n\x0fsource_language\x18\x02 \x01(\t\x12 \n\x18source_language_detected\x18\x03 \x01(\x08\x12\x1c\n\x14\x64\x65tection_confidence\x18\x04 \x01(\x02\x12\x17\n\x0ftarget_language\x18\x05 \x01(\t\x12\x0e\n\x06models\x18\x06 \x03(\t\x12\x14\n\x0cinput_tokens\x18\x07 \x01(\r\x12\x15\n\routput_tokens\x18\x08 \x01(\r\x12\x0c\n\x04path\x18\t \x01(\t\x12\x0e\n\x06rounds\x18\n \x01(\r\"V\n\x17SummarizeStreamResponse\x12\r\n\x05\x64\x65lta\x18\x01 \x01(\t\x12,\n\x04\x64one\x18\x02 \x01(\x0b\x32\x1e.dragoman.v1.SummarizeResponse\":\n\x15\x44\x65tectLanguageRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x13\n\x0bmax_results\x18\x02 \x01(\r\"5\n\rLanguageScore\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x02\"G\n\x16\x44\x65tectLanguageResponse\x12-\n\tlanguages\x18\x01 \x03(\x0b\x32\x1a.dragoman.v1.LanguageScore\"\x13\n\x11ListModelsRequest\"\xb5\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1f\n\x04task\x18\x02 \x01(\x0e\x32\x11.dragoman.v1.Task\x12\x11\n\tlanguages\x18\x03 \x03(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\x12&\n\x05state\x18\x05 \x01(\x0e\x32\x17.dragoman.v1.ModelState\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x07 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x08 \x01(\t\"<\n\x12ListModelsResponse\x12&\n\x06models\x18\x01 \x03(\x0b\x32\x16.dragoman.v1.ModelInfo*}\n\rSummaryLength\x12\x1e\n\x1aSUMMARY_LENGTH_UNSPECIFIED\x10\x00\x12\x18\n\x14SUMMARY_LENGTH_SHORT\x10\x01\x12\x19\n\x15SUMMARY_LENGTH_MEDIUM\x10\x02\x12\x17\n\x13SUMMARY_LENGTH_LONG\x10\x03*i\n\rSummaryFormat\x12\x1e\n\x1aSUMMARY_FORMAT_UNSPECIFIED\x10\x00\x12\x1c\n\x18SUMMARY_FORMAT_PARAGRAPH\x10\x01\x12\x1a\n\x16SUMMARY_FORMAT_BULLETS\x10\x02*J\n\x04Task\x12\x14\n\x10TASK_UNSPECIFIED\x10\x00\x12\x14\n\x10TASK_TRANSLATION\x10\x01\x12\x16\n\x12TASK_SUMMARIZATION\x10\x02*q\n\nModelState\x12\x1b\n\x17MODEL_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13MODEL_STATE_LOADING\x10\x01\x12\x15\n\x11MODEL_STATE_READY\x10\x02\x12\x16\n\x12MODEL_STATE_FAILED\x10\x03\x32\x80\x04\n\x08\x44ragoman\x12J\n\tTranslate\x12\x1d.dragoman.v1.TranslateRequest\x1a\x1e.dragoman.v1.TranslateResponse\x12X\n\x0fTranslateStream\x12\x1d.dragoman.v1.TranslateRequest\x1a$.dragoman.v1.TranslateStreamResponse0\x01\x12J\n\tSummarize\x12\x1d.dragoman.v1.SummarizeRequest\x1a\x1e.dragoman.v1.SummarizeResponse\x12X\n\x0fSummarizeStream\x12\x1d.dragoman.v1.SummarizeRequest\x1a$.dragoman.v1.SummarizeStreamResponse0\x01\x12Y\n\x0e\x44\x65tectLanguage\x12\".dragoman.v1.DetectLanguageRequest\x1a#.dragoman.v1.DetectLanguageResponse\x12M\n\nListModels\x12\x1e.dragoman.v1.ListModelsRequest\x1a\x1f.dragoman.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x64ragoman/v1/dragoman.proto\x12\x0b\x64ragoman.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\"5\n\rGlossaryEntry\x12\x14\n\x06source\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0e\n\x06target\x18\x02 \x01(\t\"\xaf\x01\n\x10TranslateRequest\x12\x13\n\x05texts\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\x12\x1d\n\x0ftarget_language\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\x0fsource_language\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x11\n\tmime_type\x18\x05 \x01(\t\x12,\n\x08glossary\x18\x06 \x03(\x0b\x32\x1a.dragoman.v1.GlossaryEntry\"K\n\x08RouteHop\x12\r\n\x05model\x18\x01 \x01(\t\x12\x17\n\x0fsource_language\x18\x02 \x01(\t\x12\x17\n\x0ftarget_language\x18\x03 \x01(\t\"\xc6\x02\n\x0bTranslation\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x17\n\x0fsource_language\x18\x02 \x01(\t\x12 \n\x18source_language_detected\x18\x03 \x01(\x08\x12\x1c\n\x14\x64\x65tection_confidence\x18\x04 \x01(\x02\x12\x0e\n\x06models\x18\x05 \x03(\t\x12$\n\x05route\x18\x06 \x03(\x0b\x32\x15.dragoman.v1.RouteHop\x12\x0f\n\x07pivoted\x18\x07 \x01(\x08\x12\x34\n\x10\x61pplied_glossary\x18\x08 \x03(\x0b\x32\x1a.dragoman.v1.GlossaryEntry\x12\x14\n\x0cinput_tokens\x18\t \x01(\r\x12\x15\n\routput_tokens\x18\n \x01(\r\x12&\n\x05\x66lags\x18\x0b \x03(\x0b\x32\x17.dragoman.v1.OutputFlag\"V\n\nOutputFlag\x12\x15\n\rsegment_index\x18\x01 \x01(\r\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x13\n\x0bregenerated\x18\x03 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"C\n\x11TranslateResponse\x12.\n\x0ctranslations\x18\x01 \x03(\x0b\x32\x18.dragoman.v1.Translation\"\x84\x02\n\x17TranslateStreamResponse\x12\x12\n\ntext_index\x18\x01 \x01(\r\x12\x17\n\x0fparagraph_index\x18\x02 \x01(\r\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x0c\n\x04last\x18\x04 \x01(\x08\x12\x17\n\x0fsource_language\x18\x05 \x01(\t\x12 \n\x18source_language_detected\x18\x06 \x01(\x08\x12\x1c\n\x14\x64\x65tection_confidence\x18\x07 \x01(\x02\x12\x0e\n\x06models\x18\x08 \x03(\t\x12\x0f\n\x07pivoted\x18\t \x01(\x08\x12&\n\x05\x66lags\x18\n \x03(\x0b\x32\x17.dragoman.v1.OutputFlag\"\xe5\x01\n\x10SummarizeRequest\x12\x12\n\x04text\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\x0fsource_language\x18\x02 \x01(\t\x12\x17\n\x0ftarget_language\x18\x03 \x01(\t\x12\x11\n\tmax_words\x18\x04 \x01(\r\x12*\n\x06length\x18\x05 \x01(\x0e\x32\x1a.dragoman.v1.SummaryLength\x12\r\n\x05model\x18\x06 \x01(\t\x12*\n\x06\x66ormat\x18\x07 \x01(\x0e\x32\x1a.dragoman.v1.SummaryFormat\x12\x11\n\tmime_type\x18\x08 \x01(\t\"\xf1\x01\n\x11SummarizeResponse\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\x17\n\x0fsource_language\x18\x02 \x01(\t\x12 \n\x18source_language_detected\x18\x03 \x01(\x08\x12\x1c\n\x14\x64\x65tection_confidence\x18\x04 \x01(\x02\x12\x17\n\x0ftarget_language\x18\x05 \x01(\t\x12\x0e\n\x06models\x18\x06 \x03(\t\x12\x14\n\x0cinput_tokens\x18\x07 \x01(\r\x12\x15\n\routput_tokens\x18\x08 \x01(\r\x12\x0c\n\x04path\x18\t \x01(\t\x12\x0e\n\x06rounds\x18\n \x01(\r\"V\n\x17SummarizeStreamResponse\x12\r\n\x05\x64\x65lta\x18\x01 \x01(\t\x12,\n\x04\x64one\x18\x02 \x01(\x0b\x32\x1e.dragoman.v1.SummarizeResponse\"@\n\x15\x44\x65tectLanguageRequest\x12\x12\n\x04text\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x0bmax_results\x18\x02 \x01(\r\"5\n\rLanguageScore\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x02\"G\n\x16\x44\x65tectLanguageResponse\x12-\n\tlanguages\x18\x01 \x03(\x0b\x32\x1a.dragoman.v1.LanguageScore\"\x13\n\x11ListModelsRequest\"\xb5\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1f\n\x04task\x18\x02 \x01(\x0e\x32\x11.dragoman.v1.Task\x12\x11\n\tlanguages\x18\x03 \x03(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\x12&\n\x05state\x18\x05 \x01(\x0e\x32\x17.dragoman.v1.ModelState\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x07 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x08 \x01(\t\"<\n\x12ListModelsResponse\x12&\n\x06models\x18\x01 \x03(\x0b\x32\x16.dragoman.v1.ModelInfo*}\n\rSummaryLength\x12\x1e\n\x1aSUMMARY_LENGTH_UNSPECIFIED\x10\x00\x12\x18\n\x14SUMMARY_LENGTH_SHORT\x10\x01\x12\x19\n\x15SUMMARY_LENGTH_MEDIUM\x10\x02\x12\x17\n\x13SUMMARY_LENGTH_LONG\x10\x03*i\n\rSummaryFormat\x12\x1e\n\x1aSUMMARY_FORMAT_UNSPECIFIED\x10\x00\x12\x1c\n\x18SUMMARY_FORMAT_PARAGRAPH\x10\x01\x12\x1a\n\x16SUMMARY_FORMAT_BULLETS\x10\x02*J\n\x04Task\x12\x14\n\x10TASK_UNSPECIFIED\x10\x00\x12\x14\n\x10TASK_TRANSLATION\x10\x01\x12\x16\n\x12TASK_SUMMARIZATION\x10\x02*q\n\nModelState\x12\x1b\n\x17MODEL_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13MODEL_STATE_LOADING\x10\x01\x12\x15\n\x11MODEL_STATE_READY\x10\x02\x12\x16\n\x12MODEL_STATE_FAILED\x10\x03\x32\xa1\x05\n\x08\x44ragoman\x12\x64\n\tTranslate\x12\x1d.dragoman.v1.TranslateRequest\x1a\x1e.dragoman.v1.TranslateResponse\"\x18\x82\xd3\xe4\x93\x02\x12\"\r/v1/translate:\x01*\x12y\n\x0fTranslateStream\x12\x1d.dragoman.v1.TranslateRequest\x1a$.dragoman.v1.TranslateStreamResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x14/v1/translate:stream:\x01*0\x01\x12\x64\n\tSummarize\x12\x1d.dragoman.v1.SummarizeRequest\x1a\x1e.dragoman.v1.SummarizeResponse\"\x18\x82\xd3\xe4\x93\x02\x12\"\r/v1/summarize:\x01*\x12y\n\x0fSummarizeStream\x12\x1d.dragoman.v1.SummarizeRequest\x1a$.dragoman.v1.SummarizeStreamResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x14/v1/summarize:stream:\x01*0\x01\x12p\n\x0e\x44\x65tectLanguage\x12\".dragoman.v1.DetectLanguageRequest\x1a#.dragoman.v1.DetectLanguageResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\"\n/v1/detect:\x01*\x12\x61\n\nListModels\x12\x1e.dragoman.v1.ListModelsRequest\x1a\x1f.dragoman.v1.ListModelsResponse\"\x12\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/modelsBE\n\x0b\x64ragoman.v1P\x01Z&dragoman/gen/go/dragoman/v1;dragomanv1\xaa\x02\x0b\x44ragoman.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dragoman.v1.dragoman_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
-  _globals['_SUMMARYLENGTH']._serialized_start=2097
-  _globals['_SUMMARYLENGTH']._serialized_end=2222
-  _globals['_SUMMARYFORMAT']._serialized_start=2224
-  _globals['_SUMMARYFORMAT']._serialized_end=2329
-  _globals['_TASK']._serialized_start=2331
-  _globals['_TASK']._serialized_end=2405
-  _globals['_MODELSTATE']._serialized_start=2407
-  _globals['_MODELSTATE']._serialized_end=2520
-  _globals['_GLOSSARYENTRY']._serialized_start=43
-  _globals['_GLOSSARYENTRY']._serialized_end=90
-  _globals['_TRANSLATEREQUEST']._serialized_start=93
-  _globals['_TRANSLATEREQUEST']._serialized_end=256
-  _globals['_ROUTEHOP']._serialized_start=258
-  _globals['_ROUTEHOP']._serialized_end=333
-  _globals['_TRANSLATION']._serialized_start=336
-  _globals['_TRANSLATION']._serialized_end=662
-  _globals['_OUTPUTFLAG']._serialized_start=664
-  _globals['_OUTPUTFLAG']._serialized_end=750
-  _globals['_TRANSLATERESPONSE']._serialized_start=752
-  _globals['_TRANSLATERESPONSE']._serialized_end=819
-  _globals['_TRANSLATESTREAMRESPONSE']._serialized_start=822
-  _globals['_TRANSLATESTREAMRESPONSE']._serialized_end=1082
-  _globals['_SUMMARIZEREQUEST']._serialized_start=1085
-  _globals['_SUMMARIZEREQUEST']._serialized_end=1308
-  _globals['_SUMMARIZERESPONSE']._serialized_start=1311
-  _globals['_SUMMARIZERESPONSE']._serialized_end=1552
-  _globals['_SUMMARIZESTREAMRESPONSE']._serialized_start=1554
-  _globals['_SUMMARIZESTREAMRESPONSE']._serialized_end=1640
-  _globals['_DETECTLANGUAGEREQUEST']._serialized_start=1642
-  _globals['_DETECTLANGUAGEREQUEST']._serialized_end=1700
-  _globals['_LANGUAGESCORE']._serialized_start=1702
-  _globals['_LANGUAGESCORE']._serialized_end=1755
-  _globals['_DETECTLANGUAGERESPONSE']._serialized_start=1757
-  _globals['_DETECTLANGUAGERESPONSE']._serialized_end=1828
-  _globals['_LISTMODELSREQUEST']._serialized_start=1830
-  _globals['_LISTMODELSREQUEST']._serialized_end=1849
-  _globals['_MODELINFO']._serialized_start=1852
-  _globals['_MODELINFO']._serialized_end=2033
-  _globals['_LISTMODELSRESPONSE']._serialized_start=2035
-  _globals['_LISTMODELSRESPONSE']._serialized_end=2095
-  _globals['_DRAGOMAN']._serialized_start=2523
-  _globals['_DRAGOMAN']._serialized_end=3035
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\013dragoman.v1P\001Z&dragoman/gen/go/dragoman/v1;dragomanv1\252\002\013Dragoman.V1'
+  _globals['_GLOSSARYENTRY'].fields_by_name['source']._loaded_options = None
+  _globals['_GLOSSARYENTRY'].fields_by_name['source']._serialized_options = b'\342A\001\002'
+  _globals['_TRANSLATEREQUEST'].fields_by_name['texts']._loaded_options = None
+  _globals['_TRANSLATEREQUEST'].fields_by_name['texts']._serialized_options = b'\342A\001\002'
+  _globals['_TRANSLATEREQUEST'].fields_by_name['target_language']._loaded_options = None
+  _globals['_TRANSLATEREQUEST'].fields_by_name['target_language']._serialized_options = b'\342A\001\002'
+  _globals['_SUMMARIZEREQUEST'].fields_by_name['text']._loaded_options = None
+  _globals['_SUMMARIZEREQUEST'].fields_by_name['text']._serialized_options = b'\342A\001\002'
+  _globals['_DETECTLANGUAGEREQUEST'].fields_by_name['text']._loaded_options = None
+  _globals['_DETECTLANGUAGEREQUEST'].fields_by_name['text']._serialized_options = b'\342A\001\002'
+  _globals['_DRAGOMAN'].methods_by_name['Translate']._loaded_options = None
+  _globals['_DRAGOMAN'].methods_by_name['Translate']._serialized_options = b'\202\323\344\223\002\022\"\r/v1/translate:\001*'
+  _globals['_DRAGOMAN'].methods_by_name['TranslateStream']._loaded_options = None
+  _globals['_DRAGOMAN'].methods_by_name['TranslateStream']._serialized_options = b'\202\323\344\223\002\031\"\024/v1/translate:stream:\001*'
+  _globals['_DRAGOMAN'].methods_by_name['Summarize']._loaded_options = None
+  _globals['_DRAGOMAN'].methods_by_name['Summarize']._serialized_options = b'\202\323\344\223\002\022\"\r/v1/summarize:\001*'
+  _globals['_DRAGOMAN'].methods_by_name['SummarizeStream']._loaded_options = None
+  _globals['_DRAGOMAN'].methods_by_name['SummarizeStream']._serialized_options = b'\202\323\344\223\002\031\"\024/v1/summarize:stream:\001*'
+  _globals['_DRAGOMAN'].methods_by_name['DetectLanguage']._loaded_options = None
+  _globals['_DRAGOMAN'].methods_by_name['DetectLanguage']._serialized_options = b'\202\323\344\223\002\017\"\n/v1/detect:\001*'
+  _globals['_DRAGOMAN'].methods_by_name['ListModels']._loaded_options = None
+  _globals['_DRAGOMAN'].methods_by_name['ListModels']._serialized_options = b'\202\323\344\223\002\014\022\n/v1/models'
+  _globals['_SUMMARYLENGTH']._serialized_start=2190
+  _globals['_SUMMARYLENGTH']._serialized_end=2315
+  _globals['_SUMMARYFORMAT']._serialized_start=2317
+  _globals['_SUMMARYFORMAT']._serialized_end=2422
+  _globals['_TASK']._serialized_start=2424
+  _globals['_TASK']._serialized_end=2498
+  _globals['_MODELSTATE']._serialized_start=2500
+  _globals['_MODELSTATE']._serialized_end=2613
+  _globals['_GLOSSARYENTRY']._serialized_start=106
+  _globals['_GLOSSARYENTRY']._serialized_end=159
+  _globals['_TRANSLATEREQUEST']._serialized_start=162
+  _globals['_TRANSLATEREQUEST']._serialized_end=337
+  _globals['_ROUTEHOP']._serialized_start=339
+  _globals['_ROUTEHOP']._serialized_end=414
+  _globals['_TRANSLATION']._serialized_start=417
+  _globals['_TRANSLATION']._serialized_end=743
+  _globals['_OUTPUTFLAG']._serialized_start=745
+  _globals['_OUTPUTFLAG']._serialized_end=831
+  _globals['_TRANSLATERESPONSE']._serialized_start=833
+  _globals['_TRANSLATERESPONSE']._serialized_end=900
+  _globals['_TRANSLATESTREAMRESPONSE']._serialized_start=903
+  _globals['_TRANSLATESTREAMRESPONSE']._serialized_end=1163
+  _globals['_SUMMARIZEREQUEST']._serialized_start=1166
+  _globals['_SUMMARIZEREQUEST']._serialized_end=1395
+  _globals['_SUMMARIZERESPONSE']._serialized_start=1398
+  _globals['_SUMMARIZERESPONSE']._serialized_end=1639
+  _globals['_SUMMARIZESTREAMRESPONSE']._serialized_start=1641
+  _globals['_SUMMARIZESTREAMRESPONSE']._serialized_end=1727
+  _globals['_DETECTLANGUAGEREQUEST']._serialized_start=1729
+  _globals['_DETECTLANGUAGEREQUEST']._serialized_end=1793
+  _globals['_LANGUAGESCORE']._serialized_start=1795
+  _globals['_LANGUAGESCORE']._serialized_end=1848
+  _globals['_DETECTLANGUAGERESPONSE']._serialized_start=1850
+  _globals['_DETECTLANGUAGERESPONSE']._serialized_end=1921
+  _globals['_LISTMODELSREQUEST']._serialized_start=1923
+  _globals['_LISTMODELSREQUEST']._serialized_end=1942
+  _globals['_MODELINFO']._serialized_start=1945
+  _globals['_MODELINFO']._serialized_end=2126
+  _globals['_LISTMODELSRESPONSE']._serialized_start=2128
+  _globals['_LISTMODELSRESPONSE']._serialized_end=2188
+  _globals['_DRAGOMAN']._serialized_start=2616
+  _globals['_DRAGOMAN']._serialized_end=3289
 # @@protoc_insertion_point(module_scope)
