@@ -520,6 +520,27 @@ def test_cli_summarize_stream(instruct_server, tmp_path, capsys):
     assert "".join(line["delta"] for line in lines) == text
 
 
+def test_summarize_stream_over_http_is_ndjson():
+    """POST /v1/summarize:stream (the proto's google.api.http rule): one JSON message a line."""
+    import http.client
+
+    text = _copied(PARAGRAPHS)[0]
+    config = make_config([chat("chat-sum", "summarization", ["pt", "en"])], http=True, http_port=0)
+    with BackgroundServer(config) as running:
+        connection = http.client.HTTPConnection("127.0.0.1", running.http_port, timeout=60)
+        body = {"text": text, "sourceLanguage": "pt", "targetLanguage": "en", "maxWords": 50}
+        connection.request("POST", "/v1/summarize:stream", body=json.dumps(body))
+        response = connection.getresponse()
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("application/x-ndjson")
+        lines = [json.loads(line) for line in response.read().splitlines()]
+        connection.close()
+    assert len(lines) > 2
+    assert "".join(line.get("delta", "") for line in lines) == text
+    assert lines[-1]["done"]["summary"] == text
+    assert lines[-1]["done"]["path"] == "summarize-cross-lingual"
+
+
 def test_summarize_stream_of_a_seq2seq_path_sends_the_result(client):
     """Paths without an instruction model answer with the result alone (one message)."""
     with pytest.raises(dragoman.DragomanError) as caught:
