@@ -29,7 +29,17 @@ import unicodedata
 import warnings
 from collections.abc import Iterable, Sequence
 
-__all__ = ["NEWS_CORPUS", "T5_SUMMARIZE_PREFIX", "build_bart", "build_marian", "build_t5"]
+__all__ = [
+    "NEWS_CORPUS",
+    "T5_SUMMARIZE_PREFIX",
+    "build_bart",
+    "build_marian",
+    "build_t5",
+    "build_tiny_llama",
+    "build_tiny_llama_chat",
+    "build_tiny_qwen2",
+    "build_tiny_qwen2_chat",
+]
 
 NEWS_CORPUS: list[str] = [
     # Portuguese
@@ -618,3 +628,318 @@ def build_t5(
     )
     model.save_pretrained(out)
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Decoder-only chat models (Qwen2, Llama)
+# --------------------------------------------------------------------------------------------------
+
+_CHATML_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]  # ids 0..2, as Qwen2 orders them
+_CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def _build_decoder_only(
+    out_dir: str | os.PathLike[str],
+    *,
+    architecture: str,
+    vocab_size: int,
+    hidden_size: int,
+    layers: int,
+    heads: int,
+    kv_heads: int,
+    intermediate_size: int,
+    max_position_embeddings: int,
+    init_std: float,
+    seed: int,
+) -> pathlib.Path:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import (
+        GenerationConfig,
+        LlamaConfig,
+        LlamaForCausalLM,
+        PreTrainedTokenizerFast,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
+
+    out = _prepare(out_dir)
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=_CHATML_SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(NEWS_CORPUS, trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>"],
+        model_max_length=max_position_embeddings,
+    )
+    tokenizer.chat_template = _CHATML_TEMPLATE
+    tokenizer.save_pretrained(out)
+
+    pad_id, eos_id = bpe.token_to_id("<|endoftext|>"), bpe.token_to_id("<|im_end|>")
+    common = dict(
+        vocab_size=bpe.get_vocab_size(),
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        intermediate_size=intermediate_size,
+        max_position_embeddings=max_position_embeddings,
+        initializer_range=init_std,
+        pad_token_id=pad_id,
+        eos_token_id=eos_id,
+        bos_token_id=None,
+        tie_word_embeddings=False,
+    )
+    if architecture == "qwen2":
+        config, model_class = Qwen2Config(**common), Qwen2ForCausalLM
+    else:
+        config, model_class = LlamaConfig(**common), LlamaForCausalLM
+    _seed_everything(seed)
+    model = model_class(config).eval()
+    model.generation_config = GenerationConfig(
+        eos_token_id=eos_id, pad_token_id=pad_id, do_sample=False, num_beams=1
+    )
+    model.save_pretrained(out)
+    return out
+
+
+def build_tiny_qwen2(
+    out_dir: str | os.PathLike[str],
+    *,
+    vocab_size: int = 400,
+    hidden_size: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    kv_heads: int = 2,
+    intermediate_size: int = 128,
+    max_position_embeddings: int = 256,
+    init_std: float = 0.2,
+    seed: int = 0,
+) -> pathlib.Path:
+    """A random Qwen2ForCausalLM + byte-level BPE (ChatML template) saved to ``out_dir``.
+
+    Loads with ``AutoTokenizer`` / ``AutoModelForCausalLM``; ``<|im_end|>`` is its EOS. Grouped-query
+    attention (``kv_heads`` < ``heads``) as in Qwen2.5. Output is garbage text, deterministic.
+    """
+    return _build_decoder_only(
+        out_dir, architecture="qwen2", vocab_size=vocab_size, hidden_size=hidden_size,
+        layers=layers, heads=heads, kv_heads=kv_heads, intermediate_size=intermediate_size,
+        max_position_embeddings=max_position_embeddings, init_std=init_std, seed=seed,
+    )  # fmt: skip
+
+
+def build_tiny_llama(
+    out_dir: str | os.PathLike[str],
+    *,
+    vocab_size: int = 400,
+    hidden_size: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    kv_heads: int = 2,
+    intermediate_size: int = 128,
+    max_position_embeddings: int = 256,
+    init_std: float = 0.2,
+    seed: int = 0,
+) -> pathlib.Path:
+    """A random LlamaForCausalLM with the same tokenizer and template as `build_tiny_qwen2`."""
+    return _build_decoder_only(
+        out_dir, architecture="llama", vocab_size=vocab_size, hidden_size=hidden_size,
+        layers=layers, heads=heads, kv_heads=kv_heads, intermediate_size=intermediate_size,
+        max_position_embeddings=max_position_embeddings, init_std=init_std, seed=seed,
+    )  # fmt: skip
+
+
+# Chat models for the instruction-model path (tests/test_instruct.py): a choice of chat template
+# (None: none), Llama 3 special tokens for Llama.
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content']"
+    " + '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+LLAMA3_TEMPLATE = (
+    "{{ '<|begin_of_text|>' }}{% for message in messages %}{{ '<|start_header_id|>' + "
+    "message['role'] + '<|end_header_id|>\n\n' + message['content'] + '<|eot_id|>' }}"
+    "{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+)
+_LLAMA_SPECIALS = [
+    "<|begin_of_text|>",
+    "<|end_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+]
+
+
+def _byte_level_chat_tokenizer(
+    specials: list[str],
+    vocab_size: int,
+    model_max_length: int,
+    *,
+    eos: str,
+    pad: str,
+    bos: str | None,
+    chat_template: str | None,
+):
+    """A byte-level BPE (any text round-trips) trained on NEWS_CORPUS, as a fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(NEWS_CORPUS, trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        eos_token=eos,
+        pad_token=pad,
+        bos_token=bos,
+        model_max_length=model_max_length,
+    )
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
+    return tokenizer
+
+
+def _build_chat(
+    out_dir,
+    *,
+    architecture: str,
+    chat_template: str | None,
+    vocab_size: int,
+    hidden_size: int,
+    layers: int,
+    heads: int,
+    kv_heads: int,
+    max_position_embeddings: int,
+    max_new_tokens: int,
+    seed: int,
+) -> pathlib.Path:
+    import torch
+    from transformers import GenerationConfig
+
+    out = _prepare(out_dir)
+    if architecture == "qwen2":
+        from transformers import Qwen2Config as ConfigClass
+        from transformers import Qwen2ForCausalLM as ModelClass
+
+        specials, eos, pad, bos = _CHATML_SPECIALS, "<|im_end|>", "<|endoftext|>", None
+    else:
+        from transformers import LlamaConfig as ConfigClass
+        from transformers import LlamaForCausalLM as ModelClass
+
+        specials, eos, pad, bos = _LLAMA_SPECIALS, "<|eot_id|>", "<|end_of_text|>", None
+    tokenizer = _byte_level_chat_tokenizer(
+        specials,
+        vocab_size,
+        max_position_embeddings,
+        eos=eos,
+        pad=pad,
+        bos=bos,
+        chat_template=chat_template,
+    )
+    tokenizer.save_pretrained(out)
+    vocab = tokenizer.get_vocab()
+    eos_id, pad_id = vocab[eos], vocab[pad]
+    config = ConfigClass(
+        vocab_size=len(vocab),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=max_position_embeddings,
+        eos_token_id=eos_id,
+        pad_token_id=pad_id,
+        tie_word_embeddings=True,
+    )
+    _seed_everything(seed)
+    torch.manual_seed(seed)
+    model = ModelClass(config).eval()
+    model.generation_config = GenerationConfig(
+        eos_token_id=eos_id, pad_token_id=pad_id, do_sample=False, max_new_tokens=max_new_tokens
+    )
+    model.save_pretrained(out)
+    return out
+
+
+def build_tiny_qwen2_chat(
+    out_dir,
+    *,
+    chat_template: str | None = CHATML_TEMPLATE,
+    vocab_size: int = 400,
+    hidden_size: int = 32,
+    layers: int = 2,
+    heads: int = 4,
+    kv_heads: int = 2,
+    max_position_embeddings: int = 1024,
+    max_new_tokens: int = 24,
+    seed: int = 0,
+) -> pathlib.Path:
+    """A tiny random Qwen2ForCausalLM with a byte-level BPE tokenizer and a ChatML chat template
+    (None: no chat template), saved with save_pretrained; loads with the Auto classes, offline."""
+    return _build_chat(
+        out_dir,
+        architecture="qwen2",
+        chat_template=chat_template,
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        layers=layers,
+        heads=heads,
+        kv_heads=kv_heads,
+        max_position_embeddings=max_position_embeddings,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+    )
+
+
+def build_tiny_llama_chat(
+    out_dir,
+    *,
+    chat_template: str | None = LLAMA3_TEMPLATE,
+    vocab_size: int = 400,
+    hidden_size: int = 32,
+    layers: int = 2,
+    heads: int = 4,
+    kv_heads: int = 2,
+    max_position_embeddings: int = 1024,
+    max_new_tokens: int = 24,
+    seed: int = 0,
+) -> pathlib.Path:
+    """A tiny random LlamaForCausalLM with a byte-level BPE tokenizer and a Llama 3 style chat
+    template, saved with save_pretrained; loads with the Auto classes, offline."""
+    return _build_chat(
+        out_dir,
+        architecture="llama",
+        chat_template=chat_template,
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        layers=layers,
+        heads=heads,
+        kv_heads=kv_heads,
+        max_position_embeddings=max_position_embeddings,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+    )

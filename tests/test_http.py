@@ -112,6 +112,7 @@ def test_every_rpc_has_an_http_rule_and_openapi_matches_the_mounted_routes(web):
         ("POST", "/v1/translate"): "Translate",
         ("POST", "/v1/translate:stream"): "TranslateStream",
         ("POST", "/v1/summarize"): "Summarize",
+        ("POST", "/v1/summarize:stream"): "SummarizeStream",
         ("POST", "/v1/detect"): "DetectLanguage",
         ("GET", "/v1/models"): "ListModels",
     }

@@ -11,8 +11,8 @@ This package needs grpcio and protobuf only; the server is the ``dragoman[server
 """
 
 from dragoman._requests import __version__
-from dragoman.aio import AsyncClient, AsyncTranslationStream
-from dragoman.client import Client, TranslationStream
+from dragoman.aio import AsyncClient, AsyncSummaryStream, AsyncTranslationStream
+from dragoman.client import Client, SummaryStream, TranslationStream
 from dragoman.errors import DragomanError, FieldViolation, QuotaViolation
 from dragoman.results import (
     GlossaryEntry,
@@ -21,12 +21,14 @@ from dragoman.results import (
     OutputFlag,
     RouteHop,
     Summary,
+    SummaryChunk,
     Translation,
     TranslationChunk,
 )
 
 __all__ = [
     "AsyncClient",
+    "AsyncSummaryStream",
     "AsyncTranslationStream",
     "Client",
     "DragomanError",
@@ -38,6 +40,8 @@ __all__ = [
     "QuotaViolation",
     "RouteHop",
     "Summary",
+    "SummaryChunk",
+    "SummaryStream",
     "Translation",
     "TranslationChunk",
     "TranslationStream",

@@ -46,6 +46,7 @@ from dragoman.results import (
     OutputFlag,
     RouteHop,
     Summary,
+    SummaryChunk,
     Translation,
     TranslationChunk,
 )
@@ -603,6 +604,12 @@ def summary(response: dragoman_pb2.SummarizeResponse) -> Summary:
         output_tokens=response.output_tokens,
         path=response.path,
         rounds=response.rounds,
+    )
+
+
+def summary_chunk(message: dragoman_pb2.SummarizeStreamResponse) -> SummaryChunk:
+    return SummaryChunk(
+        delta=message.delta, summary=summary(message.done) if message.HasField("done") else None
     )
 
 

@@ -14,10 +14,17 @@ import grpc.aio
 
 from dragoman import _requests
 from dragoman.errors import DragomanError
-from dragoman.results import LanguageScore, ModelInfo, Summary, Translation, TranslationChunk
+from dragoman.results import (
+    LanguageScore,
+    ModelInfo,
+    Summary,
+    SummaryChunk,
+    Translation,
+    TranslationChunk,
+)
 from dragoman.v1 import dragoman_pb2_grpc
 
-__all__ = ["AsyncClient", "AsyncTranslationStream"]
+__all__ = ["AsyncClient", "AsyncSummaryStream", "AsyncTranslationStream"]
 
 
 class AsyncClient:
@@ -172,6 +179,34 @@ class AsyncClient:
         response = await self._unary(self._stub.Summarize, request, timeout, request_id)
         return _requests.summary(response)
 
+    def summarize_stream(
+        self,
+        text: str,
+        *,
+        to: str | None = None,
+        source: str | None = None,
+        max_words: int | None = None,
+        length: str | None = None,
+        format: str | None = None,
+        model: str | None = None,
+        mime_type: str | None = None,
+        timeout: float | None = None,
+        request_id: str | None = None,
+    ) -> AsyncSummaryStream:
+        """See ``Client.summarize_stream``; iterate with ``async for``."""
+        request = _requests.summarize_request(
+            text,
+            to=to,
+            source=source,
+            max_words=max_words,
+            length=length,
+            format=format,
+            model=model,
+            mime_type=mime_type,
+        )
+        call = self._stub.SummarizeStream(request, **self._settings.call_args(timeout, request_id))
+        return AsyncSummaryStream(call)
+
     async def detect(
         self,
         text: str,
@@ -219,6 +254,8 @@ class AsyncTranslationStream(AsyncIterator[TranslationChunk]):
     """The async iterator ``AsyncClient.translate_stream`` returns; ``cancel()`` or
     ``await aclose()`` cancels the call, after which iteration stops. An async context manager."""
 
+    _convert = staticmethod(_requests.chunk)
+
     def __init__(self, call: Any) -> None:
         self._call = call
         self._closed = False
@@ -243,7 +280,7 @@ class AsyncTranslationStream(AsyncIterator[TranslationChunk]):
             raise
         if message is grpc.aio.EOF:
             raise StopAsyncIteration
-        return _requests.chunk(message)
+        return self._convert(message)
 
     def cancel(self) -> None:
         """Cancels the call; iteration stops."""
@@ -259,3 +296,16 @@ class AsyncTranslationStream(AsyncIterator[TranslationChunk]):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+class AsyncSummaryStream(AsyncTranslationStream):
+    """The async iterator ``AsyncClient.summarize_stream`` returns: ``SummaryChunk``s;
+    ``cancel()`` or ``await aclose()`` cancels the call. An async context manager."""
+
+    _convert = staticmethod(_requests.summary_chunk)
+
+    async def __anext__(self) -> SummaryChunk:  # type: ignore[override]
+        return await super().__anext__()  # type: ignore[return-value]
+
+    async def __aenter__(self) -> AsyncSummaryStream:
+        return self

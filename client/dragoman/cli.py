@@ -5,7 +5,7 @@ Client commands (need only the base install)::
     dragoman translate --to en [--from pt] [--model M] [--html] [--glossary TERM=TRANSLATION]
                        [--stream] [FILE|-]
     dragoman summarize [--to LANG] [--from LANG] [--max-words N] [--length short|medium|long]
-                       [--bullets] [FILE|-]
+                       [--bullets] [--stream] [FILE|-]
     dragoman detect [FILE|-]
     dragoman models list
     dragoman health
@@ -233,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     summarize.add_argument("--bullets", action="store_true", help="one '- ' line per sentence")
     summarize.add_argument("--model", metavar="NAME", help="a configured model to use")
     summarize.add_argument("--html", action="store_true", help="the input is HTML")
+    summarize.add_argument(
+        "--stream",
+        action="store_true",
+        help="print the summary as it is generated (JSON Lines with --json)",
+    )
     summarize.add_argument("file", nargs="?", default="-", metavar="FILE", help="default: stdin")
     summarize.set_defaults(handler=_summarize)
 
@@ -361,21 +366,46 @@ def _translate_stream(
 
 def _summarize(args: argparse.Namespace) -> int:
     text = _read_input(args.file)
+    kwargs: dict[str, Any] = {
+        "to": args.to,
+        "source": args.source,
+        "max_words": args.max_words,
+        "length": args.length,
+        "format": "bullets" if args.bullets else None,
+        "model": args.model,
+        "mime_type": "text/html" if args.html else None,
+    }
     with client_from_arguments(args) as client:
-        summary = client.summarize(
-            text,
-            to=args.to,
-            source=args.source,
-            max_words=args.max_words,
-            length=args.length,
-            format="bullets" if args.bullets else None,
-            model=args.model,
-            mime_type="text/html" if args.html else None,
-        )
+        if args.stream:
+            return _summarize_stream(client, text, args, kwargs)
+        summary = client.summarize(text, **kwargs)
     if args.json:
         _print_json(summary)
     else:
         _write_text(summary.summary)
+    return EXIT_OK
+
+
+def _summarize_stream(
+    client: Client, text: str, args: argparse.Namespace, kwargs: dict[str, Any]
+) -> int:
+    """The summary as generated; when the kept summary (shaped to the length and format asked
+    for, wrappers removed) differs from what streamed, it follows after a rule line."""
+    streamed = []
+    with client.summarize_stream(text, **kwargs) as stream:
+        for chunk in stream:
+            if args.json:
+                sys.stdout.write(json.dumps(dataclasses.asdict(chunk), ensure_ascii=False) + "\n")
+            elif chunk.delta:
+                sys.stdout.write(chunk.delta)
+                streamed.append(chunk.delta)
+            sys.stdout.flush()
+            if chunk.summary is not None and not args.json:
+                if "".join(streamed).strip() != chunk.summary.summary:
+                    _write_text(("\n" if streamed else "") + "---")
+                    _write_text(chunk.summary.summary)
+                else:
+                    _write_text("")
     return EXIT_OK
 
 

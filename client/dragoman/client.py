@@ -10,10 +10,17 @@ import grpc
 
 from dragoman import _requests
 from dragoman.errors import DragomanError
-from dragoman.results import LanguageScore, ModelInfo, Summary, Translation, TranslationChunk
+from dragoman.results import (
+    LanguageScore,
+    ModelInfo,
+    Summary,
+    SummaryChunk,
+    Translation,
+    TranslationChunk,
+)
 from dragoman.v1 import dragoman_pb2_grpc
 
-__all__ = ["Client", "TranslationStream"]
+__all__ = ["Client", "SummaryStream", "TranslationStream"]
 
 
 class Client:
@@ -198,6 +205,36 @@ class Client:
         response = self._unary(self._stub.Summarize, request, timeout, request_id)
         return _requests.summary(response)
 
+    def summarize_stream(
+        self,
+        text: str,
+        *,
+        to: str | None = None,
+        source: str | None = None,
+        max_words: int | None = None,
+        length: str | None = None,
+        format: str | None = None,
+        model: str | None = None,
+        mime_type: str | None = None,
+        timeout: float | None = None,
+        request_id: str | None = None,
+    ) -> SummaryStream:
+        """Like ``summarize``, but yields ``SummaryChunk``s as the summary is generated (by an
+        instruction model; other models send it whole); the last chunk carries the ``Summary``.
+        ``timeout`` bounds the whole stream; closing the iterator cancels the call."""
+        request = _requests.summarize_request(
+            text,
+            to=to,
+            source=source,
+            max_words=max_words,
+            length=length,
+            format=format,
+            model=model,
+            mime_type=mime_type,
+        )
+        call = self._stub.SummarizeStream(request, **self._settings.call_args(timeout, request_id))
+        return SummaryStream(call)
+
     def detect(
         self,
         text: str,
@@ -244,6 +281,8 @@ class TranslationStream(Iterator[TranslationChunk]):
     """The iterator ``Client.translate_stream`` returns; ``close()`` (or ``cancel()``) cancels
     the call, after which iteration stops. A context manager."""
 
+    _convert = staticmethod(_requests.chunk)
+
     def __init__(self, call: Any) -> None:
         self._call = call
         self._closed = False
@@ -260,7 +299,7 @@ class TranslationStream(Iterator[TranslationChunk]):
             if self._closed:  # cancelled by close() from another thread
                 raise StopIteration from None
             raise _requests.rpc_error(error) from None
-        return _requests.chunk(message)
+        return self._convert(message)
 
     def cancel(self) -> None:
         """Cancels the call; iteration stops."""
@@ -274,3 +313,16 @@ class TranslationStream(Iterator[TranslationChunk]):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class SummaryStream(TranslationStream):
+    """The iterator ``Client.summarize_stream`` returns: ``SummaryChunk``s; ``close()`` (or
+    ``cancel()``) cancels the call. A context manager."""
+
+    _convert = staticmethod(_requests.summary_chunk)
+
+    def __next__(self) -> SummaryChunk:  # type: ignore[override]
+        return super().__next__()  # type: ignore[return-value]
+
+    def __enter__(self) -> SummaryStream:
+        return self

@@ -106,6 +106,16 @@ class Summary:
 
 
 @dataclass(frozen=True, slots=True)
+class SummaryChunk:
+    """One message of ``summarize_stream``: ``delta``, the next piece of the summary as the model
+    generates it; the last chunk carries ``summary``, the whole result (its ``summary.summary``
+    is the text to keep: shaped to the length and format asked for, wrappers removed)."""
+
+    delta: str
+    summary: Summary | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LanguageScore:
     """A candidate language (ISO 639-1) and its confidence in [0, 1]."""
 

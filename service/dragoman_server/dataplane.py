@@ -90,6 +90,32 @@ class DataPlane:
         """Summarise, cross-lingually when asked (see summarization.Summarizer)."""
         return await _ends_in_a_status(self.summarizer.summarize(request))
 
+    async def summarize_stream(self, request: SummarizeInput) -> AsyncIterator[str | SummaryResult]:
+        """Summarise, yielding the summary's pieces as an instruction model generates them (raw
+        output), then the SummaryResult (whose `summary` is the one to keep). Other models: the
+        result alone. Closing the iterator cancels the work (and frees its batch slot)."""
+        deltas: asyncio.Queue[str] = asyncio.Queue()
+        work = asyncio.ensure_future(
+            _ends_in_a_status(self.summarizer.summarize(request, deltas.put_nowait))
+        )
+        getter: asyncio.Future | None = None
+        try:
+            while True:
+                getter = asyncio.ensure_future(deltas.get())
+                await asyncio.wait({getter, work}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    yield getter.result()
+                    continue
+                getter.cancel()
+                while not deltas.empty():
+                    yield deltas.get_nowait()
+                yield work.result()
+                return
+        finally:
+            if getter is not None:
+                getter.cancel()
+            work.cancel()
+
     def list_models(self) -> list[ModelEntry]:
         return list(self.registry.entries.values())
 

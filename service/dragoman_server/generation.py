@@ -12,6 +12,7 @@ for this caller only, never a failed batch for everybody else.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -126,8 +127,14 @@ class SegmentGenerator:
         result: Generated = await future
         _, params, source = key
         findings = await asyncio.to_thread(output_checks.check, source, result.text)
+        # Flags the engine raised itself (an instruction model's wrapper removed): the output is
+        # kept but, like every flagged one, not cached (a cache hit would lose the flag).
+        own = tuple(getattr(result, "flags", ()))
         if not findings:
-            self.cache.put(key, result.text)
+            if not own:
+                self.cache.put(key, result.text)
+            else:
+                self.flagged.update(f.kind for f in own)
             return result
         try:
             [again] = await entry.batcher.generate(
@@ -138,6 +145,8 @@ class SegmentGenerator:
             checked = output_checks.unregenerated(result, findings)
         else:
             checked = await asyncio.to_thread(output_checks.choose, source, result, findings, again)
+        if own:
+            checked = dataclasses.replace(checked, flags=own + tuple(checked.flags))
         self.flagged.update(f.kind for f in checked.flags)
         log.warning(
             "model %s: output flagged (%s): %d chars in, %d out",

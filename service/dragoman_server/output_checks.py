@@ -58,7 +58,19 @@ REPETITION = "repetition"
 LENGTH_RATIO = "length_ratio"
 NUMBERS_MISMATCH = "numbers_mismatch"
 GLOSSARY_TERM_MISSING = "glossary_term_missing"
-KINDS = (REPETITION, LENGTH_RATIO, NUMBERS_MISMATCH, GLOSSARY_TERM_MISSING)
+# An instruction model's preamble, quotes, code fence or note, removed by rule (prompts.unwrap).
+WRAPPER_REMOVED = "wrapper_removed"
+# Line breaks an instruction model put into a one-line unit, joined with spaces: the text's line
+# breaks are Dragoman's to keep, each unit is one line.
+LINE_BREAKS_JOINED = "line_breaks_joined"
+KINDS = (
+    REPETITION,
+    LENGTH_RATIO,
+    NUMBERS_MISMATCH,
+    GLOSSARY_TERM_MISSING,
+    WRAPPER_REMOVED,
+    LINE_BREAKS_JOINED,
+)
 
 MAX_RATIO = 3
 MAX_EXTRA = 20

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from .batcher import Batcher, BatchObserver
 from .engines import Engine, GenerationParams, load_engine
 from .errors import FailedPrecondition, ModelLoadError, Unavailable
+from .instruct_batching import InstructBatcher
 from .settings import Config, ModelConfig
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ class ModelEntry:
     state: ModelState = ModelState.LOADING
     error: str = ""
     engine: Engine | None = None
-    batcher: Batcher | None = None
+    batcher: Batcher | InstructBatcher | None = None
     load_seconds: float = 0.0
 
     @property
@@ -72,14 +73,18 @@ class ModelRegistry:
             log.error("%s", entry.error)
             return
         entry.engine = engine
-        entry.batcher = Batcher(
-            engine,
-            max_batch_size=settings.max_batch_size,
-            max_batch_tokens=settings.max_batch_tokens,
-            max_queue_delay_ms=settings.max_queue_delay_ms,
-            max_queue_size=settings.max_queue_size,
-            observer=self.observer,
-        )
+        try:
+            entry.batcher = self._batcher(engine, entry.config)
+        except Exception as exc:  # e.g. a KV cache too small for any request: one line
+            entry.state = ModelState.FAILED
+            entry.error = (
+                str(exc)
+                if isinstance(exc, ModelLoadError)
+                else f"model {entry.config.name!r}: {type(exc).__name__}: {exc}"
+            )
+            log.error("%s", entry.error)
+            engine.close()
+            return
         if settings.warmup:
             try:
                 await self._warm_up(entry)
@@ -100,6 +105,38 @@ class ModelRegistry:
         )
         if self.on_loaded:
             self.on_loaded(entry)
+
+    def _batcher(self, engine: Engine, config: ModelConfig) -> Batcher | InstructBatcher:
+        """The static batcher for seq2seq models; for instruction models, continuous or static
+        batching as the model's `batching` says."""
+        settings = self.config.server
+        if engine.instruct:
+
+            def instruct(batching: str) -> InstructBatcher:
+                return InstructBatcher(
+                    engine,
+                    batching=batching,
+                    max_batch_size=settings.max_batch_size,
+                    max_batch_tokens=settings.max_batch_tokens,
+                    max_queue_delay_ms=settings.max_queue_delay_ms,
+                    max_queue_size=settings.max_queue_size,
+                    kv_cache_bytes=config.kv_cache_mb * 2**20,
+                    observer=self.observer,
+                )
+
+            try:
+                return instruct(config.batching)
+            except ValueError as exc:  # e.g. sliding-window attention: continuous cannot run it
+                log.warning("%s; model %s uses static batching", exc, config.name)
+                return instruct("static")
+        return Batcher(
+            engine,
+            max_batch_size=settings.max_batch_size,
+            max_batch_tokens=settings.max_batch_tokens,
+            max_queue_delay_ms=settings.max_queue_delay_ms,
+            max_queue_size=settings.max_queue_size,
+            observer=self.observer,
+        )
 
     async def _warm_up(self, entry: ModelEntry) -> None:
         config = entry.config

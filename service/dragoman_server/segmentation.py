@@ -386,10 +386,17 @@ def _pieces(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> tu
 
 
 def split_document(
-    text: str, count_tokens: Callable[[str], int], max_tokens: int, language: str = "en"
+    text: str,
+    count_tokens: Callable[[str], int],
+    max_tokens: int,
+    language: str = "en",
+    *,
+    whole_paragraphs: bool = False,
 ) -> Document:
     """Paragraphs -> sentences (pysbd) -> pieces whose count_tokens(piece) <= max_tokens.
 
+    `whole_paragraphs` (instruction models, which translate with context): a paragraph that fits
+    is one piece; a longer one is its sentences packed greedily into pieces that fit.
     Text without any non-whitespace is one empty paragraph after `leading` ("" has none), so that
     render_paragraphs() always joins to render().
     """
@@ -397,11 +404,18 @@ def split_document(
     lead, paragraph_spans = _paragraph_spans(text)
     paragraphs = []
     for start, end, sep_end in paragraph_spans:
-        spans = [
-            piece
-            for s, e in _sentence_spans(text, start, end, language)
-            for piece in splitter.fit(s, e)
-        ]
+        inner = text[start:end]
+        first, last = start + len(inner) - len(inner.lstrip()), start + len(inner.rstrip())
+        if whole_paragraphs and first < last and splitter.count(first, last) <= max_tokens:
+            spans = [(first, last)]  # whitespace around it stays Dragoman's
+        else:
+            spans = [
+                piece
+                for s, e in _sentence_spans(text, start, end, language)
+                for piece in splitter.fit(s, e)
+            ]
+            if whole_paragraphs:
+                spans = _pack(spans, splitter, max_tokens)
         paragraphs.append(Paragraph(_pieces(text, start, end, spans), text[end:sep_end]))
     if text and not paragraphs:
         paragraphs.append(Paragraph((), ""))
@@ -423,6 +437,13 @@ def pack_segments(
         for s, e in _sentence_spans(text, start, end, language)
         for piece in splitter.fit(s, e)
     ]
+    return [text[s:e] for s, e in _pack(units, splitter, max_tokens)]
+
+
+def _pack(
+    units: list[tuple[int, int]], splitter: _Splitter, max_tokens: int
+) -> list[tuple[int, int]]:
+    """Consecutive spans packed greedily, in order, into spans of at most max_tokens."""
     # Counts of the parts are known already; their sum is a cheap first guess for each chunk.
     sums = list(accumulate((splitter.counts.get(u, max_tokens) for u in units), initial=0))
     chunks = []
@@ -435,7 +456,7 @@ def pack_segments(
 
         guess = bisect_right(sums, sums[i] + max_tokens, i + 1) - 1 - i
         k = max(_longest_fit(len(units) - i, fits, guess), 1)
-        chunks.append(text[first : units[i + k - 1][1]])
+        chunks.append((first, units[i + k - 1][1]))
         i += k
     return chunks
 

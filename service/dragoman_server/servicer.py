@@ -60,6 +60,15 @@ class DragomanServicer(pb_grpc.DragomanServicer):
         result = await self.dataplane.summarize(job)
         return result.to_pb()
 
+    async def SummarizeStream(self, request, context):
+        job = SummarizeInput.from_pb(request, self.limits)
+        self.charge(len(job.text))
+        async for item in self.dataplane.summarize_stream(job):
+            if isinstance(item, str):
+                yield pb.SummarizeStreamResponse(delta=item)
+            else:
+                yield pb.SummarizeStreamResponse(done=item.to_pb())
+
     async def DetectLanguage(self, request, context):
         text, max_results = detect_input(request, self.limits)
         self.charge(len(text))

@@ -9,6 +9,7 @@ import difflib
 import math
 import os
 import re
+import string
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -356,6 +357,9 @@ def _coerce(setting: Setting, value: Any, where: str) -> Any:
 TASKS = ("translation", "summarization")
 BACKENDS = ("torch", "ctranslate2")
 QUANTIZE = ("dynamic-int8",)
+BATCHING = ("continuous", "paged", "static")
+# The named fields a `prompt_template` may use (see prompts.py).
+PROMPT_FIELDS = ("text", "source_language", "target_language", "words", "format")
 COMPUTE_TYPES = (
     "auto",
     "default",
@@ -392,6 +396,13 @@ class ModelConfig:
     intra_threads: int | None = None  # ctranslate2: threads per batch (None: auto)
     language_codes: Mapping[str, str] = field(default_factory=dict)
     glossary: Mapping[str, str] = field(default_factory=dict)
+    # Instruction (decoder-only chat) models only; see prompts.py and engines/causal.py.
+    system_prompt: str | None = None  # None: the built-in one; "": none
+    prompt_template: str | None = None  # None: the built-in one for the task
+    # continuous (iteration-level, Dragoman's), paged (transformers'), static (batcher.py)
+    batching: str = "continuous"
+    kv_cache_mb: int = 512  # KV-cache memory for continuous batching
+    context_window: int | None = None  # cap on the model's own window (tokens)
 
     @property
     def pairs(self) -> tuple[tuple[str, str], ...]:
@@ -406,7 +417,8 @@ _MODEL_FIELDS = {f.name: f for f in fields(ModelConfig)}
 class _Key:
     """The type and range of one `[[models]]` key."""
 
-    kind: str  # "str" (non-empty), "text" (any string), "int", "float", "strings", "table"
+    # "str" (non-empty), "text" (any string), "int", "float", "strings", "table", "template"
+    kind: str
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] = ()
@@ -425,12 +437,17 @@ class _Key:
             "text": "a string (empty for none)",
             "strings": "a non-empty list of strings",
             "table": 'a table of strings to strings, e.g. { "pt-BR" = ">>pob<<" }',
+            "template": "a string with {text} whose only {fields} are "
+            + ", ".join("{" + f + "}" for f in PROMPT_FIELDS)
+            + " (double other braces: {{ }})",
         }[self.kind]
 
     def problem(self, value: Any) -> bool:
         """True when `value` is not allowed."""
         if self.kind == "text":
             return not isinstance(value, str)
+        if self.kind == "template":
+            return _template_problem(value)
         if self.kind == "str":
             if not isinstance(value, str) or not value.strip():
                 return True
@@ -477,8 +494,27 @@ _MODEL_KEYS: dict[str, _Key] = {
     "intra_threads": _Key("int", minimum=0, maximum=MAX_THREADS),
     "language_codes": _Key("table"),
     "glossary": _Key("table"),
+    "system_prompt": _Key("text"),  # "" turns the built-in system prompt off
+    "prompt_template": _Key("template"),
+    "batching": _Key("str", choices=BATCHING),
+    "kv_cache_mb": _Key("int", minimum=1, maximum=1_048_576),
+    "context_window": _Key("int", minimum=16, maximum=10_000_000),
 }
 assert set(_MODEL_KEYS) == set(_MODEL_FIELDS), "every ModelConfig field needs a _Key"
+
+
+def _template_problem(value: Any) -> bool:
+    """True unless `value` is a str.format template using only PROMPT_FIELDS, {text} included."""
+    if not isinstance(value, str):
+        return True
+    try:
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(value)]
+    except ValueError:  # unbalanced braces
+        return True
+    names = [f for f, _, _ in fields if f is not None]
+    # Plain fields only: no "{text!r}", "{words:>5}" (nothing a caller's text could be reshaped by).
+    reshaped = any(spec or conv for f, spec, conv in fields if f is not None)
+    return reshaped or "text" not in names or any(n not in PROMPT_FIELDS for n in names)
 
 
 def _model_config(

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import re
+from collections.abc import Callable
 
 from .domain import SummarizeInput, SummaryResult
 from .engines import GenerationParams
 from .errors import InvalidArgument
 from .generation import check_queue_room, check_window
-from .languages import base
+from .languages import base, fallbacks
 from .markup import text_content
 from .registry import ModelRegistry
 from .router import Router
@@ -42,8 +44,16 @@ class Summarizer:
         self.sources = sources
         self.translator = translator
 
-    async def summarize(self, request: SummarizeInput) -> SummaryResult:
-        """Summarise, cross-lingually when asked.
+    async def summarize(
+        self, request: SummarizeInput, on_delta: Callable[[str], None] | None = None
+    ) -> SummaryResult:
+        """Summarise, cross-lingually when asked. `on_delta`: called with each piece of the summary
+        as an instruction model generates it (its raw output: the result's `summary` is the one
+        to keep); other paths produce the summary at once and do not call it.
+
+        An instruction model configured for both languages summarises straight into the target
+        language (path "summarize-cross-lingual", no translation pass): it is asked to, in its
+        prompt, which a seq2seq summariser cannot be.
 
         Cross-lingual paths: summarize-then-translate when a summariser for the source language
         and a translation route exist (cheaper: only the summary is translated), else
@@ -81,7 +91,16 @@ class Summarizer:
                 models.append(hop.model)
             return text
 
-        if base(source.language) == base(target):
+        direct = self._instruction_summarizer(source.language, target, request.model)
+        if direct is not None:
+            summary, rounds = await self._summarize_instruct(
+                request, source.language, target, direct, counts, on_delta
+            )
+            models.append(direct)
+            path = (
+                "summarize" if base(source.language) == base(target) else "summarize-cross-lingual"
+            )
+        elif base(source.language) == base(target):
             model = self.router.summarizer(source.language, request.model)
             if model is None:
                 raise self._no_summarizer(source.language)
@@ -111,9 +130,8 @@ class Summarizer:
                 raise AssertionError("unreachable")
             else:
                 raise self._no_summarizer(f"{source.language} or {target}")
-        summary = await asyncio.to_thread(
-            _shape, summary, request.max_words, request.format, target
-        )
+        shape = _shape_instruct if direct is not None else _shape
+        summary = await asyncio.to_thread(shape, summary, request.max_words, request.format, target)
         return SummaryResult(
             summary=summary,
             source_language=source.language,
@@ -126,6 +144,102 @@ class Summarizer:
             path=path,
             rounds=rounds,
         )
+
+    def _instruction_summarizer(self, source: str, target: str, model: str | None) -> str | None:
+        """The instruction model that summarises `source` into `target` in one step: the one
+        asked for, or routed to (same language), else the first configured for both languages;
+        None when there is none (the seq2seq paths apply)."""
+        if base(source) == base(target):
+            chosen = self.router.summarizer(source, model)
+            names = [chosen] if chosen else []
+        elif model:
+            names = [model]
+        else:
+            names = [n for n, c in self.router.models.items() if c.task == "summarization"]
+        for name in names:
+            config = self.router.model(name)
+            if config.task != "summarization":
+                continue
+            served = set(config.languages)
+            if not (set(fallbacks(source)) & served and set(fallbacks(target)) & served):
+                continue
+            # Asked for by name: its state is the caller's answer (loading, failed); otherwise
+            # only a ready model is known to be an instruction model.
+            entry = self.registry.get(name) if model else self.registry.entries[name]
+            if entry.engine is not None and entry.engine.instruct:
+                return name
+        return None
+
+    async def _summarize_instruct(
+        self,
+        request: SummarizeInput,
+        source: str,
+        target: str,
+        model: str,
+        counts: TokenCounts,
+        on_delta: Callable[[str], None] | None,
+    ) -> tuple[str, int]:
+        """An instruction model's summary, in `target`, of a text of any length: in one step when
+        it fits the model's real window beside the prompt and the summary; else chunk by chunk
+        (each chunk summarised in `target`), then the summaries again, in bounded rounds."""
+        entry = self.registry.get(model)
+        engine = entry.engine
+        budget = min(engine.max_new_tokens, math.ceil(request.max_words * TOKENS_PER_WORD) + 16)
+        # The real window (32k for Qwen2.5), unless the KV-cache budget holds less.
+        context = entry.batcher.context_tokens
+
+        def input_room(budget: int) -> int:
+            return min(engine.input_room(budget), context - engine.prompt_overhead - budget)
+
+        room = input_room(budget)
+        if room < 16:
+            budget = max(16, min(engine.summary_room, context // 4))
+            room = input_room(budget)
+        lang = base(source)
+        params = GenerationParams(
+            source,
+            target,
+            max_new_tokens=budget,
+            words=request.max_words,
+            summary_format=request.format,
+        )
+        current, previous_tokens = request.text, None
+        for round_number in range(1, self.limits.max_summary_rounds + 1):
+
+            def chunk(text: str, language: str = lang) -> tuple[list[str], list[int]]:
+                chunks = pack_segments(text, lambda s: engine.count_tokens([s])[0], room, language)
+                return chunks, engine.count_tokens(chunks)
+
+            chunks, tokens = await asyncio.to_thread(chunk, current)
+            if not chunks:  # the last round's summaries were empty: nothing more to summarise
+                return current.strip(), round_number - 1
+            check_window(entry, [min(t, room) for t in tokens], "text")
+            check_queue_room(entry, len(chunks), "text")
+            if len(chunks) == 1:
+                if on_delta is not None:
+                    result = await entry.batcher.stream(chunks[0], params, on_delta)
+                else:
+                    [result] = await entry.batcher.generate(chunks, tokens, params)
+                counts.input_tokens += result.input_tokens
+                counts.output_tokens += result.output_tokens
+                return result.text, round_number
+            total = sum(tokens)
+            if previous_tokens is not None and total >= previous_tokens:
+                break
+            per_chunk = max(16, min(budget, (room * 3 // 4) // len(chunks)))
+            words = max(8, math.floor(per_chunk / TOKENS_PER_WORD))
+            results = await entry.batcher.generate(
+                chunks,
+                tokens,
+                dataclasses.replace(params, max_new_tokens=per_chunk, words=words),
+            )
+            counts.input_tokens += sum(r.input_tokens for r in results)
+            counts.output_tokens += sum(r.output_tokens for r in results)
+            current, previous_tokens = "\n\n".join(r.text for r in results), total
+            # The summaries are in the target language now: summarise them as such.
+            lang = base(target)
+            params = dataclasses.replace(params, source_language=target)
+        return current, self.limits.max_summary_rounds
 
     def _languages(self, model: str) -> tuple[str, ...]:
         return self.router.model(model).languages
@@ -184,6 +298,30 @@ def _shape(summary: str, max_words: int, format: str, language: str) -> str:
     if format == "bullets":
         summary = "\n".join(f"- {s}" for s in split_sentences(summary, base(language)))
     return summary
+
+
+_BULLET = re.compile(r"^\s*(?:[-*•–]|\d+[.)])\s+")
+
+
+def _shape_instruct(summary: str, max_words: int, format: str, language: str) -> str:
+    """An instruction model's summary, at most max_words words: its own bullet lines (any
+    marker) become "- " lines; a paragraph stays as written."""
+    lines = [line for line in summary.splitlines() if line.strip()]
+    if format == "bullets" and lines and all(_BULLET.match(line) for line in lines):
+        kept, words = [], 0
+        for line in lines:
+            text = _BULLET.sub("", line).strip()
+            n = len(text.split())
+            if words + n > max_words:
+                if not kept:
+                    kept.append("- " + _limit_words(text, max_words))
+                break
+            kept.append("- " + text)
+            words += n
+        return "\n".join(kept)
+    return _shape(
+        " ".join(summary.split()) if format == "bullets" else summary, max_words, format, language
+    )
 
 
 def _limit_words(text: str, max_words: int) -> str:

@@ -47,13 +47,18 @@ class TokenCounts:
 
 
 def segment_texts(
-    engine: Engine, texts: Sequence[str], language: str
+    engine: Engine, texts: Sequence[str], language: str, *, sentences: bool = False
 ) -> tuple[list[Document], list[int]]:
     """Segment texts for the engine's window (call on a worker thread): the documents, and the
-    token count of each of their segments in order."""
+    token count of each of their segments in order. Instruction models get paragraph-sized
+    segments unless `sentences`."""
     docs = [
         split_document(
-            t, lambda s: engine.count_tokens([s])[0], engine.max_input_tokens, base(language)
+            t,
+            lambda s: engine.count_tokens([s])[0],
+            engine.max_input_tokens,
+            base(language),
+            whole_paragraphs=engine.instruct and not sentences,  # translate with context
         )
         for t in texts
     ]
@@ -307,6 +312,9 @@ class Translator:
         unit_index, index, first_segment = where
         para = doc.paragraphs[index]
         results = await asyncio.gather(*mine)
+        if job.html is not None and self.registry.get(job.hops[0].model).engine.instruct:
+            sources = [p.text for p in para.pieces if p.translate]
+            results = await self._redo_lost_placeholders(job, sources, list(results))
         job.counts.input_tokens += sum(r.input_tokens for r in results)
         job.counts.output_tokens += sum(r.output_tokens for r in results)
         sources = [p.text for p in para.pieces if p.translate]
@@ -331,6 +339,48 @@ class Translator:
         job.flags[(unit_index, index)] = flags
         content = await self._finish_unit(job, unit, content)
         return (doc.leading if index == 0 else "") + content + para.separator
+
+    async def _redo_lost_placeholders(self, job: _Job, sources: list[str], results: list) -> list:
+        """An instruction model's unit whose inline-tag placeholders did not all come back is
+        translated again sentence by sentence (smaller units keep tags better); the sentences'
+        outputs are used when they lose fewer placeholders. A one-sentence unit stays as it is
+        (markup.py puts a lost placeholder back at its relative position)."""
+        pattern = job.html.placeholders
+        hop = job.hops[0]
+        entry = self.registry.get(hop.model)
+
+        def lost(source: str, output: str) -> int:
+            wanted, got = pattern.findall(source), pattern.findall(output)
+            return sum(max(0, wanted.count(t) - got.count(t)) for t in set(wanted))
+
+        for k, (source, result) in enumerate(zip(sources, results, strict=True)):
+            if not lost(source, result.text):
+                continue
+
+            def split(source: str = source) -> tuple[Document, list[int]]:
+                [doc], tokens = segment_texts(entry.engine, [source], hop.source, sentences=True)
+                return doc, tokens
+
+            doc, tokens = await asyncio.to_thread(split)
+            if len(tokens) < 2:
+                continue
+            futures = self.generator.submit(
+                entry, doc.segments(), tokens, GenerationParams(hop.source, hop.target), job.field
+            )
+            try:
+                parts = await asyncio.gather(*futures)
+            finally:
+                for f in futures:
+                    f.cancel()
+            text = doc.render([p.text for p in parts])
+            spent_in = result.input_tokens + sum(p.input_tokens for p in parts)
+            spent_out = result.output_tokens + sum(p.output_tokens for p in parts)
+            if lost(source, text) < lost(source, result.text):
+                flags = tuple(f for p in parts for f in getattr(p, "flags", ()))
+            else:
+                text, flags = result.text, tuple(getattr(result, "flags", ()))
+            results[k] = output_checks.CheckedOutput(text, spent_in, spent_out, flags)
+        return results
 
     @staticmethod
     async def _finish_unit(job: _Job, unit: _Unit, text: str) -> str:

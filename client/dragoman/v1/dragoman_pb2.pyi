@@ -195,6 +195,14 @@ class SummarizeResponse(_message.Message):
     rounds: int
     def __init__(self, summary: _Optional[str] = ..., source_language: _Optional[str] = ..., source_language_detected: _Optional[bool] = ..., detection_confidence: _Optional[float] = ..., target_language: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., path: _Optional[str] = ..., rounds: _Optional[int] = ...) -> None: ...
 
+class SummarizeStreamResponse(_message.Message):
+    __slots__ = ("delta", "done")
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    delta: str
+    done: SummarizeResponse
+    def __init__(self, delta: _Optional[str] = ..., done: _Optional[_Union[SummarizeResponse, _Mapping]] = ...) -> None: ...
+
 class DetectLanguageRequest(_message.Message):
     __slots__ = ("text", "max_results")
     TEXT_FIELD_NUMBER: _ClassVar[int]

@@ -50,6 +50,11 @@ class DragomanStub:
                 request_serializer=dragoman_dot_v1_dot_dragoman__pb2.SummarizeRequest.SerializeToString,
                 response_deserializer=dragoman_dot_v1_dot_dragoman__pb2.SummarizeResponse.FromString,
                 _registered_method=True)
+        self.SummarizeStream = channel.unary_stream(
+                '/dragoman.v1.Dragoman/SummarizeStream',
+                request_serializer=dragoman_dot_v1_dot_dragoman__pb2.SummarizeRequest.SerializeToString,
+                response_deserializer=dragoman_dot_v1_dot_dragoman__pb2.SummarizeStreamResponse.FromString,
+                _registered_method=True)
         self.DetectLanguage = channel.unary_unary(
                 '/dragoman.v1.Dragoman/DetectLanguage',
                 request_serializer=dragoman_dot_v1_dot_dragoman__pb2.DetectLanguageRequest.SerializeToString,
@@ -88,6 +93,14 @@ class DragomanServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SummarizeStream(self, request, context):
+        """Summarises a text, streaming the summary as it is generated: text deltas, then a last
+        message with the whole summary and its details (`done`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DetectLanguage(self, request, context):
         """Detects the language of a text.
         """
@@ -119,6 +132,11 @@ def add_DragomanServicer_to_server(servicer, server):
                     servicer.Summarize,
                     request_deserializer=dragoman_dot_v1_dot_dragoman__pb2.SummarizeRequest.FromString,
                     response_serializer=dragoman_dot_v1_dot_dragoman__pb2.SummarizeResponse.SerializeToString,
+            ),
+            'SummarizeStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.SummarizeStream,
+                    request_deserializer=dragoman_dot_v1_dot_dragoman__pb2.SummarizeRequest.FromString,
+                    response_serializer=dragoman_dot_v1_dot_dragoman__pb2.SummarizeStreamResponse.SerializeToString,
             ),
             'DetectLanguage': grpc.unary_unary_rpc_method_handler(
                     servicer.DetectLanguage,
@@ -213,6 +231,33 @@ class Dragoman:
             '/dragoman.v1.Dragoman/Summarize',
             dragoman_dot_v1_dot_dragoman__pb2.SummarizeRequest.SerializeToString,
             dragoman_dot_v1_dot_dragoman__pb2.SummarizeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SummarizeStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/dragoman.v1.Dragoman/SummarizeStream',
+            dragoman_dot_v1_dot_dragoman__pb2.SummarizeRequest.SerializeToString,
+            dragoman_dot_v1_dot_dragoman__pb2.SummarizeStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -21,6 +21,9 @@ class GenerationParams:
     num_beams: int | None = None
     no_repeat_ngram_size: int | None = None
     repetition_penalty: float | None = None
+    # Summaries by instruction models (prompts.py): the length asked for and "paragraph"/"bullets".
+    words: int | None = None
+    summary_format: str | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class Engine(ABC):
     task: str
     device: str
     backend: str
+    # An instruction (decoder-only chat) model: prompted, unit-sized inputs (engines/causal.py).
+    instruct: bool = False
 
     @property
     @abstractmethod

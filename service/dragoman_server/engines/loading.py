@@ -95,3 +95,22 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ModelLoadError(f"device {device!r} asked for, but torch sees no CUDA GPU")
     return device
+
+
+def is_decoder_only(config: ModelConfig, settings: ServerSettings) -> bool:
+    """Whether the checkpoint is a decoder-only (causal) language model: its config is not
+    encoder-decoder and AutoModelForCausalLM knows its type. Reads config.json only."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    source, local_only = resolve_source(config, settings)
+    try:
+        model_config = AutoConfig.from_pretrained(
+            source, revision=config.revision, local_files_only=local_only
+        )
+    except Exception as exc:  # the engine's own load reports it the usual way
+        raise load_error(config, exc, local_only) from None
+    return (
+        not getattr(model_config, "is_encoder_decoder", False)
+        and model_config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    )
