@@ -152,7 +152,9 @@ def test_random_models_match_generate_token_for_token(random_model):
     assert [text for text, _ in results] == reference
     for text, deltas in results:
         assert "".join(deltas) == text
-    assert stats.largest_batch == 5
+    # They shared steps (how many at once depends on timing: short ones may end before the last
+    # joins): more decoded tokens than steps means some steps ran several rows.
+    assert stats.largest_batch >= 2 and stats.tokens - stats.prefills > stats.steps
     assert stats.kv_bytes == 0 and stats.reserved_kv_bytes == 0  # everything freed at the end
 
 
@@ -231,22 +233,23 @@ def test_kv_budget_bounds_the_batch_and_a_full_queue_is_refused(random_model):
     model, tok = random_model
     prompt = _prompt(tok, "Olá")
     per_token = kv_bytes_per_token(model.config, 4)
-    reserve = len(prompt) + 30
+    new = 150  # long enough that the first two are still running when the others arrive
+    reserve = len(prompt) + new
     budget = 2 * reserve * per_token  # room for two such requests, not three
 
     async def main():
         batcher = _batcher(model, tok, kv_cache_bytes=budget, max_queue_size=2)
         try:
             streams = [
-                batcher.submit(prompt, max_new_tokens=30, min_new_tokens=30) for _ in range(2)
+                batcher.submit(prompt, max_new_tokens=new, min_new_tokens=new) for _ in range(2)
             ]
             await _eventually(lambda: batcher.stats.joined == 2)
             streams += [
-                batcher.submit(prompt, max_new_tokens=30, min_new_tokens=30) for _ in range(2)
+                batcher.submit(prompt, max_new_tokens=new, min_new_tokens=new) for _ in range(2)
             ]
             assert batcher.queue_depth == 2  # no room in the cache for a third row
             with pytest.raises(ResourceExhausted) as full:
-                batcher.submit(prompt, max_new_tokens=30)
+                batcher.submit(prompt, max_new_tokens=new)
             results = await asyncio.wait_for(asyncio.gather(*(s.result() for s in streams)), LIMIT)
             return full.value, results, batcher.stats
         finally:
@@ -254,7 +257,7 @@ def test_kv_budget_bounds_the_batch_and_a_full_queue_is_refused(random_model):
 
     full, results, stats = asyncio.run(main())
     assert full.reason == "KV_CACHE_FULL" and full.retry_after_s > 0
-    assert len({r.text for r in results}) == 1 and all(r.output_tokens == 30 for r in results)
+    assert len({r.text for r in results}) == 1 and all(r.output_tokens == new for r in results)
     assert stats.largest_batch == 2
     assert 0 < stats.peak_kv_bytes <= budget
     assert stats.refused == 1
