@@ -102,7 +102,7 @@ def test_copy_chat_matches_generate_with_staggered_joins(copy_chat):
             streams = []
             for p in prompts:  # each joins a batch already running, at a different step
                 streams.append(batcher.submit(p, max_new_tokens=60))
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.005)
             results = await asyncio.wait_for(asyncio.gather(*map(_collect, streams)), LIMIT)
             return results, batcher.stats
         finally:
@@ -188,7 +188,7 @@ def test_cancelling_the_awaiting_task_frees_the_slot_and_its_cache(random_model)
     async def main():
         batcher = _batcher(model, tok, max_batch_size=1)
         try:
-            long = batcher.submit(prompt, max_new_tokens=200, min_new_tokens=200)
+            long = batcher.submit(prompt, max_new_tokens=240, min_new_tokens=240)
             waiting = batcher.submit(prompt, max_new_tokens=5, min_new_tokens=5)
             task = asyncio.ensure_future(long.result())
             await _eventually(lambda: batcher.stats.steps >= 3)
@@ -196,7 +196,7 @@ def test_cancelling_the_awaiting_task_frees_the_slot_and_its_cache(random_model)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            # The one slot goes to the waiting request, long before 200 steps.
+            # The one slot goes to the waiting request, before the long one could have ended.
             done = await asyncio.wait_for(waiting.result(), LIMIT)
             await _eventually(lambda: batcher.stats.kv_bytes == 0)
             return done, batcher.stats
@@ -206,7 +206,7 @@ def test_cancelling_the_awaiting_task_frees_the_slot_and_its_cache(random_model)
     done, stats = asyncio.run(main())
     assert done.output_tokens == 5
     assert stats.cancelled == 1 and stats.left == 2 and stats.reserved_kv_bytes == 0
-    assert stats.steps < 150
+    assert stats.steps < 239 + 4  # fewer than the long one run to its end, then the short one
 
 
 def test_a_consumer_that_stops_reading_cancels_its_request(random_model):
@@ -215,7 +215,7 @@ def test_a_consumer_that_stops_reading_cancels_its_request(random_model):
     async def main():
         batcher = _batcher(model, tok)
         try:
-            stream = batcher.submit(_prompt(tok, "Olá"), max_new_tokens=200, min_new_tokens=200)
+            stream = batcher.submit(_prompt(tok, "Olá"), max_new_tokens=240, min_new_tokens=240)
             async for _ in stream:
                 break  # the consumer leaves after the first delta
             await _eventually(lambda: batcher.stats.left == 1)
@@ -226,7 +226,7 @@ def test_a_consumer_that_stops_reading_cancels_its_request(random_model):
             batcher.close()
 
     stats = asyncio.run(main())
-    assert stats.cancelled == 1 and stats.kv_bytes == 0 and stats.steps < 150
+    assert stats.cancelled == 1 and stats.kv_bytes == 0 and stats.steps < 239
 
 
 def test_kv_budget_bounds_the_batch_and_a_full_queue_is_refused(random_model):
