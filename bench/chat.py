@@ -287,10 +287,14 @@ def continuous(
         r = await batcher.submit(ids, max_new_tokens=n, min_new_tokens=n).result()
         return r.output_tokens >= n
 
-    short, completed = asyncio.run(_clients(call, requests, window))
-    tokens = batcher.stats.tokens
+    async def run():
+        result = await _clients(call, requests, window)
+        tokens = batcher.stats.tokens
+        await asyncio.to_thread(batcher.close, 60)  # while the loop still runs
+        return result, tokens
+
+    (short, completed), tokens = asyncio.run(run())
     elapsed = time.monotonic() - started
-    batcher.close(timeout=60)
     rss.stop()
     s = batcher.stats
     return {
@@ -323,6 +327,15 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _on_a_thread(function, *args):
+    """Run `function` on a fresh thread, as the server and the batchers run their models."""
+    box = []
+    thread = threading.Thread(target=lambda: box.append(function(*args)))
+    thread.start()
+    thread.join()
+    return box[0]
+
+
 def _warm_up(model, tokenizer, requests) -> None:
     import torch
 
@@ -344,12 +357,19 @@ def main(argv=None) -> int:
         "--transformers-window", type=float, default=120.0,
         help="seconds for d, transformers' own continuous batching (0: skip)",
     )  # fmt: skip
+    parser.add_argument(
+        "--threads", type=int, default=1,
+        help="torch intra-op threads (OMP_NUM_THREADS) for every mode; 0: torch's default",
+    )  # fmt: skip
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
     parser.add_argument("--kv-cache-mb", type=float, default=96.0)
     parser.add_argument("--requests", type=int, default=400, help="workload size (upper bound)")
     args = parser.parse_args(argv)
     if args.quick:
         args.window, args.naive_window, args.transformers_window = 30.0, 20.0, 20.0
+    if args.threads:
+        # Before torch loads, so that every thread (main, batchers' workers) gets the same pool.
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
 
     def log(*a):
         print(f"[{time.strftime('%H:%M:%S')}]", *a, file=sys.stderr, flush=True)
@@ -361,11 +381,11 @@ def main(argv=None) -> int:
     model = build_model(tokenizer, args.dtype)
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     requests = workload(tokenizer, args.requests)
-    _warm_up(model, tokenizer, requests)
+    _on_a_thread(_warm_up, model, tokenizer, requests)
     loaded_rss = _rss()
     out = {
         "dtype": args.dtype, "window_s": args.window, "naive_window_s": args.naive_window,
-        "clients": CLIENTS, "load_average": os.getloadavg(), "weights_mb": weights / 2**20,
+        "clients": CLIENTS, "threads": args.threads, "load_average": os.getloadavg(), "weights_mb": weights / 2**20,
         "rss_before_model_mb": base_rss / 2**20, "rss_after_model_mb": loaded_rss / 2**20,
         "mean_prompt_tokens": statistics.mean(len(ids) for ids, _ in requests),
         "mean_output_tokens": statistics.mean(n for _, n in requests),
@@ -376,7 +396,8 @@ def main(argv=None) -> int:
     log("b: static batching through the batcher,", CLIENTS, "clients,", args.window, "s")
     out["b"] = static(model, tokenizer, requests, args.window)
     log("a: naive generate(), one request at a time,", args.naive_window, "s")
-    out["a"] = naive(model, tokenizer, requests, args.naive_window)
+    # On a worker thread, as the server runs its engines (and as b and c run): see _on_a_thread.
+    out["a"] = _on_a_thread(naive, model, tokenizer, requests, args.naive_window)
     if args.transformers_window > 0:
         log("d: transformers' continuous batching (paged),", CLIENTS, "clients,",
             args.transformers_window, "s")  # fmt: skip
@@ -396,6 +417,7 @@ def report(out: dict) -> None:
         return f"{d[k] * 1000:.0f} ms" if k in d else "-"
 
     print(f"model: random Qwen2 at Qwen2.5-0.5B size, {out['dtype']}; {out['clients']} clients; "
+          f"{out['threads'] or 'default'} intra-op thread(s); "
           f"prompts ~{out['mean_prompt_tokens']:.0f} tokens, outputs 16-256 (mean "
           f"{out['mean_output_tokens']:.0f}); load average {out['load_average'][0]:.1f} -> "
           f"{out['load_average_after'][0]:.1f}")  # fmt: skip

@@ -102,7 +102,7 @@ def test_copy_chat_matches_generate_with_staggered_joins(copy_chat):
             streams = []
             for p in prompts:  # each joins a batch already running, at a different step
                 streams.append(batcher.submit(p, max_new_tokens=60))
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.005)
             results = await asyncio.wait_for(asyncio.gather(*map(_collect, streams)), LIMIT)
             return results, batcher.stats
         finally:
@@ -152,7 +152,9 @@ def test_random_models_match_generate_token_for_token(random_model):
     assert [text for text, _ in results] == reference
     for text, deltas in results:
         assert "".join(deltas) == text
-    assert stats.largest_batch == 5
+    # They shared steps (how many at once depends on timing: short ones may end before the last
+    # joins): more decoded tokens than steps means some steps ran several rows.
+    assert stats.largest_batch >= 2 and stats.tokens - stats.prefills > stats.steps
     assert stats.kv_bytes == 0 and stats.reserved_kv_bytes == 0  # everything freed at the end
 
 
@@ -186,7 +188,7 @@ def test_cancelling_the_awaiting_task_frees_the_slot_and_its_cache(random_model)
     async def main():
         batcher = _batcher(model, tok, max_batch_size=1)
         try:
-            long = batcher.submit(prompt, max_new_tokens=200, min_new_tokens=200)
+            long = batcher.submit(prompt, max_new_tokens=240, min_new_tokens=240)
             waiting = batcher.submit(prompt, max_new_tokens=5, min_new_tokens=5)
             task = asyncio.ensure_future(long.result())
             await _eventually(lambda: batcher.stats.steps >= 3)
@@ -194,7 +196,7 @@ def test_cancelling_the_awaiting_task_frees_the_slot_and_its_cache(random_model)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            # The one slot goes to the waiting request, long before 200 steps.
+            # The one slot goes to the waiting request, before the long one could have ended.
             done = await asyncio.wait_for(waiting.result(), LIMIT)
             await _eventually(lambda: batcher.stats.kv_bytes == 0)
             return done, batcher.stats
@@ -204,7 +206,7 @@ def test_cancelling_the_awaiting_task_frees_the_slot_and_its_cache(random_model)
     done, stats = asyncio.run(main())
     assert done.output_tokens == 5
     assert stats.cancelled == 1 and stats.left == 2 and stats.reserved_kv_bytes == 0
-    assert stats.steps < 150
+    assert stats.steps < 239 + 4  # fewer than the long one run to its end, then the short one
 
 
 def test_a_consumer_that_stops_reading_cancels_its_request(random_model):
@@ -213,7 +215,7 @@ def test_a_consumer_that_stops_reading_cancels_its_request(random_model):
     async def main():
         batcher = _batcher(model, tok)
         try:
-            stream = batcher.submit(_prompt(tok, "Olá"), max_new_tokens=200, min_new_tokens=200)
+            stream = batcher.submit(_prompt(tok, "Olá"), max_new_tokens=240, min_new_tokens=240)
             async for _ in stream:
                 break  # the consumer leaves after the first delta
             await _eventually(lambda: batcher.stats.left == 1)
@@ -224,29 +226,30 @@ def test_a_consumer_that_stops_reading_cancels_its_request(random_model):
             batcher.close()
 
     stats = asyncio.run(main())
-    assert stats.cancelled == 1 and stats.kv_bytes == 0 and stats.steps < 150
+    assert stats.cancelled == 1 and stats.kv_bytes == 0 and stats.steps < 239
 
 
 def test_kv_budget_bounds_the_batch_and_a_full_queue_is_refused(random_model):
     model, tok = random_model
     prompt = _prompt(tok, "Olá")
     per_token = kv_bytes_per_token(model.config, 4)
-    reserve = len(prompt) + 30
+    new = 150  # long enough that the first two are still running when the others arrive
+    reserve = len(prompt) + new
     budget = 2 * reserve * per_token  # room for two such requests, not three
 
     async def main():
         batcher = _batcher(model, tok, kv_cache_bytes=budget, max_queue_size=2)
         try:
             streams = [
-                batcher.submit(prompt, max_new_tokens=30, min_new_tokens=30) for _ in range(2)
+                batcher.submit(prompt, max_new_tokens=new, min_new_tokens=new) for _ in range(2)
             ]
             await _eventually(lambda: batcher.stats.joined == 2)
             streams += [
-                batcher.submit(prompt, max_new_tokens=30, min_new_tokens=30) for _ in range(2)
+                batcher.submit(prompt, max_new_tokens=new, min_new_tokens=new) for _ in range(2)
             ]
             assert batcher.queue_depth == 2  # no room in the cache for a third row
             with pytest.raises(ResourceExhausted) as full:
-                batcher.submit(prompt, max_new_tokens=30)
+                batcher.submit(prompt, max_new_tokens=new)
             results = await asyncio.wait_for(asyncio.gather(*(s.result() for s in streams)), LIMIT)
             return full.value, results, batcher.stats
         finally:
@@ -254,7 +257,7 @@ def test_kv_budget_bounds_the_batch_and_a_full_queue_is_refused(random_model):
 
     full, results, stats = asyncio.run(main())
     assert full.reason == "KV_CACHE_FULL" and full.retry_after_s > 0
-    assert len({r.text for r in results}) == 1 and all(r.output_tokens == 30 for r in results)
+    assert len({r.text for r in results}) == 1 and all(r.output_tokens == new for r in results)
     assert stats.largest_batch == 2
     assert 0 < stats.peak_kv_bytes <= budget
     assert stats.refused == 1

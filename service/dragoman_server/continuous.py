@@ -4,11 +4,14 @@ Requests join the running batch at each decoding step and leave when they end (E
 `max_new_tokens`, a stop string, or cancellation), so a batch never spends its compute on rows that
 have finished, as a static batch does until its longest member ends.
 
-How (and why not transformers' own): transformers 5 ships continuous batching
-(`generate_batch`, `init_continuous_batching`, a paged KV cache). Measured on this 2-core CPU it is
-much slower than a loop over the model's ordinary forward pass (see README-chat-bench.md: its paged
-attention runs as a Python-level gather per layer per step on CPU, and it sizes its cache from free
-memory, not from a budget we set). So `ContinuousBatcher` is Dragoman's own scheduler over the
+How, and why not transformers' own: transformers 5 ships continuous batching
+(`init_continuous_batching`, a paged KV cache, its own scheduler thread). Behind this module's
+interface (`TransformersContinuousBatcher`) and tuned (`num_blocks` from our budget, so it needs no
+psutil to size its cache; page size 32; CUDA graphs off) it no longer takes 40 s for four requests,
+but on this 2-core CPU it was still slower than a loop over the model's ordinary forward pass (0.91x
+the output tokens/s of `ContinuousBatcher` on the benchmark's Qwen2.5-0.5B-size model, with 290 MB
+more RSS: README-chat-bench.md), and it cannot hold EOS back for a request's `min_new_tokens`
+without per-request logits processors. So `ContinuousBatcher` is Dragoman's own scheduler over the
 model's forward pass, written by hand because no kept library offers iteration-level batching over
 an unmodified HF model on CPU with a hard KV budget:
 
@@ -25,9 +28,9 @@ an unmodified HF model on CPU with a hard KV budget:
   refused with RESOURCE_EXHAUSTED (KV_CACHE_FULL), and one that could never fit with
   INVALID_ARGUMENT (SEGMENT_TOO_LONG).
 
-The implementation is chosen by the caller: `implementation="dragoman"` (this scheduler, the
-default, best measured on CPU) or `"transformers"` (transformers' paged continuous batching, worth
-measuring on a GPU where its paged attention kernels run natively), via `make_continuous_batcher`.
+The implementation stays a choice (`make_continuous_batcher(implementation=...)`): "dragoman" (the
+default, best measured on CPU) or "transformers" (paged attention, flash kernels and CUDA graphs:
+measure it on a GPU, where the padded rows of the default cost more than they do here).
 
 Decoding is greedy. The worker runs on its own thread; text deltas and results reach the event
 loop with `call_soon_threadsafe`. Model code here never imports grpc.
@@ -468,7 +471,7 @@ class ContinuousBatcher:
         """Greedy choice per row; EOS is not a choice before a row's min_new_tokens."""
         early = [i for i, r in enumerate(rows) if len(r.output_ids) < r.min_new_tokens]
         if early and len(self._eos):
-            logits = logits.clone()
+            # In place: the logits are this step's own tensor (a copy of 16 x 151,936 cost 12 ms).
             index = self._torch.tensor(early, device=self.device)
             logits[index[:, None], self._eos[None, :]] = float("-inf")
         return logits.argmax(dim=-1).tolist()
@@ -719,7 +722,10 @@ class TransformersContinuousBatcher:
         error = _shutting_down(self.name)
         for request_id, request in list(self._live.items()):
             self._leave(request_id)
-            request.loop.call_soon_threadsafe(request.stream._on_error, error)
+            try:
+                request.loop.call_soon_threadsafe(request.stream._on_error, error)
+            except RuntimeError:  # its loop is closed: nobody is waiting any more
+                pass
 
 
 def make_continuous_batcher(model, tokenizer, *, implementation: str = "dragoman", **kwargs):
