@@ -1,5 +1,7 @@
 """OpenTelemetry tracing (tracing.py) through the real server, model and client on 127.0.0.1."""
 
+import http.client
+import json
 import os
 import subprocess
 import sys
@@ -28,7 +30,8 @@ STEPS = {"dragoman.detect", "dragoman.segment", "dragoman.generate", "dragoman.r
 
 @pytest.fixture(scope="module")
 def copy_server():
-    with BackgroundServer(make_config([copy_model("copy-pt-en", "pt-en")])) as server:
+    config = make_config([copy_model("copy-pt-en", "pt-en")], http=True, http_port=0)
+    with BackgroundServer(config) as server:
         yield server
 
 
@@ -227,3 +230,34 @@ def test_client_works_without_opentelemetry():
     env = {**os.environ, "PYTHONPATH": str(ROOT / "client")}
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stderr
+
+
+def test_http_call_is_one_trace_with_its_steps(copy_server, exporter):
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    connection = http.client.HTTPConnection("127.0.0.1", copy_server.http_port, timeout=30)
+    try:
+        connection.request(
+            "POST",
+            "/v1/translate",
+            body=json.dumps({"texts": [TEXT], "targetLanguage": "en"}),
+            headers={
+                "Content-Type": "application/json",
+                "traceparent": f"00-{trace_id}-{parent_id}-01",
+                "x-request-id": "over-http",
+            },
+        )
+        reply = connection.getresponse()
+        body = json.loads(reply.read())
+    finally:
+        connection.close()
+    assert reply.status == 200 and body["translations"][0]["text"] == TEXT
+    spans = exporter.get_finished_spans()
+    [call] = [s for s in spans if s.kind == SpanKind.SERVER]
+    assert call.name == "POST /v1/translate"
+    assert call.attributes["dragoman.request_id"] == "over-http"
+    assert call.attributes["dragoman.status"] == "OK"
+    assert f"{call.context.trace_id:032x}" == trace_id
+    assert f"{call.parent.span_id:016x}" == parent_id
+    steps = [s for s in spans if s is not call]
+    assert {s.name for s in steps} == STEPS
+    assert all(s.parent.span_id == call.context.span_id for s in steps)
