@@ -1,5 +1,6 @@
 """OpenTelemetry tracing (tracing.py) through the real server, model and client on 127.0.0.1."""
 
+import asyncio
 import http.client
 import json
 import os
@@ -17,7 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from conftest import ROOT, copy_model, make_config, needs_copy_model
-from dragoman import Client, DragomanError
+from dragoman import AsyncClient, Client, DragomanError
 from dragoman_server import tracing
 from dragoman_server.errors import ConfigError
 from dragoman_server.server import BackgroundServer
@@ -261,3 +262,28 @@ def test_http_call_is_one_trace_with_its_steps(copy_server, exporter):
     steps = [s for s in spans if s is not call]
     assert {s.name for s in steps} == STEPS
     assert all(s.parent.span_id == call.context.span_id for s in steps)
+
+
+def test_concurrent_async_calls_keep_their_own_traces(copy_server, exporter):
+    tracer, _ = _client_tracer()
+
+    async def caller_call(i: int):
+        async with AsyncClient(copy_server.address) as client:
+            with tracer.start_as_current_span(f"caller-{i}") as caller:
+                await client.translate(TEXT, "en", request_id=f"concurrent-{i}")
+                return caller.get_span_context().trace_id
+
+    async def both():
+        return await asyncio.gather(*(caller_call(i) for i in range(4)))
+
+    trace_ids = asyncio.run(both())
+    assert len(set(trace_ids)) == 4
+    spans = exporter.get_finished_spans()
+    calls = {s.attributes["dragoman.request_id"]: s for s in spans if s.kind == SpanKind.SERVER}
+    assert len(calls) == 4
+    for i, trace_id in enumerate(trace_ids):
+        call = calls[f"concurrent-{i}"]
+        assert call.context.trace_id == trace_id
+        children = [s for s in spans if s.parent and s.parent.span_id == call.context.span_id]
+        assert {s.name for s in children} == STEPS
+        assert all(s.context.trace_id == trace_id for s in children)
