@@ -87,6 +87,9 @@ class CallScope:
             self._holds_slot = False
             self.admission.concurrency.release()
         self.record.end()
+        if self._span is not None:
+            span, self._span = self._span, None
+            span.end(self.record.code, self.record.reason)
 
     async def __aexit__(self, exc_type, exc, tb) -> bool:
         try:
@@ -106,7 +109,7 @@ class CallScope:
             else:
                 return False
             self.record.failed(error.status, error.reason)
-            self._end()  # before the status goes out: metrics agree with what callers saw
+            self._end()  # before the status goes out: metrics and trace agree with what callers saw
             status = grpc_status_of(error)
             await self.context.abort(
                 status.code,
@@ -115,8 +118,6 @@ class CallScope:
             )
         finally:
             self._end()
-            if self._span is not None:
-                self._span.end(self.record.code, self.record.reason)
             self.record.release()
             if self._caller_token is not None:
                 try:
