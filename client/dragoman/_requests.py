@@ -196,7 +196,24 @@ class ChannelSettings:
                 raise TypeError(f"request_id must be str, not {type(request_id).__name__}")
             if request_id:
                 metadata = (*metadata, ("x-request-id", request_id))
+        metadata = (*metadata, *_trace_context())
         return {"timeout": timeout, "metadata": metadata or None}
+
+
+try:  # optional: the client needs only grpcio and protobuf
+    from opentelemetry import propagate as _propagate
+except ImportError:  # pragma: no cover - depends on the environment
+    _propagate = None
+
+
+def _trace_context() -> tuple[tuple[str, str], ...]:
+    """The current OpenTelemetry context as W3C `traceparent`/`tracestate` metadata, when
+    opentelemetry is installed and a span is current; else nothing."""
+    if _propagate is None:
+        return ()
+    carrier: dict[str, str] = {}
+    _propagate.inject(carrier)
+    return tuple((key.lower(), value) for key, value in carrier.items())
 
 
 def channel_settings(

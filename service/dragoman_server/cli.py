@@ -37,9 +37,11 @@ def _load(args: argparse.Namespace) -> Config:
         # or the port is bound: a bad one is one line and exit 2 like any bad setting.
         from .admission import Admission
         from .tls import server_credentials
+        from .tracing import endpoint_from
 
         Admission.from_config(config)
         server_credentials(config.server, config.origin)
+        endpoint_from(config.server)  # the standard OTEL_EXPORTER_OTLP_ENDPOINT, if set
     return config
 
 

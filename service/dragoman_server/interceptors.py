@@ -10,7 +10,10 @@ Each call, unary or streaming, goes through one `CallScope`:
 4. the handler runs (the servicer validates, charges the quota, calls the data plane);
 5. on the way out, any domain error becomes its status with details (status.py); anything else
    becomes INTERNAL (reason INTERNAL) and one log record with its traceback; the call is counted
-   in the metrics and written to the access log, once.
+   in the metrics and written to the access log, once;
+6. with tracing on (tracing.py), the call is one server span (W3C trace context from the
+   metadata, `dragoman.request_id` and `dragoman.status` as attributes), current while the
+   handler runs, so the data plane's step spans are its children.
 
 Health checks and reflection are not intercepted: probes stay open and unlimited.
 """
@@ -25,6 +28,7 @@ from .admission import Admission, caller_var
 from .errors import DragomanServerError
 from .request_ids import REQUEST_ID
 from .status import grpc_status_of, internal_error, undecodable_error
+from .tracing import server_span
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +47,23 @@ class CallScope:
         self.record: CallRecord | None = None
         self._holds_slot = False
         self._caller_token = None
+        self._span = None
 
     async def __aenter__(self) -> "CallScope":
         self.record = CallRecord(self.method, self.context, self.metrics)
         # In trailers, not early headers: gRPC never retries a call once headers have arrived, so
         # early headers would stop clients retrying calls that a dying replica had accepted.
         self.context.set_trailing_metadata(((REQUEST_ID, self.record.request_id),))
+        self._span = server_span(
+            self.method.lstrip("/"),
+            self.context.invocation_metadata() or (),
+            **{
+                "rpc.system": "grpc",
+                "rpc.service": SERVICE_PREFIX.strip("/"),
+                "rpc.method": self.method.removeprefix(SERVICE_PREFIX),
+                "dragoman.request_id": self.record.request_id,
+            },
+        )
         return self
 
     def admit(self, raw: bytes):
@@ -72,6 +87,9 @@ class CallScope:
             self._holds_slot = False
             self.admission.concurrency.release()
         self.record.end()
+        if self._span is not None:
+            span, self._span = self._span, None
+            span.end(self.record.code, self.record.reason)
 
     async def __aexit__(self, exc_type, exc, tb) -> bool:
         try:
@@ -91,7 +109,7 @@ class CallScope:
             else:
                 return False
             self.record.failed(error.status, error.reason)
-            self._end()  # before the status goes out: metrics agree with what callers saw
+            self._end()  # before the status goes out: metrics and trace agree with what callers saw
             status = grpc_status_of(error)
             await self.context.abort(
                 status.code,

@@ -13,7 +13,7 @@ from grpc_reflection.v1alpha import reflection
 
 from dragoman.v1 import dragoman_pb2, dragoman_pb2_grpc
 
-from . import detection
+from . import detection, tracing
 from .admission import Admission
 from .dataplane import DataPlane
 from .interceptors import CallInterceptor
@@ -185,6 +185,15 @@ def _set_threads(threads: int) -> None:
 
 async def serve(config: Config) -> int:
     """Run until SIGTERM/SIGINT, then shut down gracefully; the exit code."""
+    if tracing.setup(config.server):
+        log.info("tracing: exporting spans over OTLP")
+    try:
+        return await _serve(config)
+    finally:
+        await asyncio.to_thread(tracing.shutdown)  # flushes the last spans
+
+
+async def _serve(config: Config) -> int:
     server = DragomanServer(config)
     await server.start()
     loop = asyncio.get_running_loop()

@@ -20,6 +20,7 @@ from typing import Any
 from .auth import check_key
 from .errors import ConfigError, InvalidArgument
 from .languages import normalize, parse_pair
+from .tracing import endpoint_problem
 
 ENV_PREFIX = "DRAGOMAN_"
 
@@ -56,6 +57,10 @@ def _http_host_problem(value: str) -> str | None:
 
 def _quota_problem(value: float) -> str | None:
     return None if value == 0 or value >= 1 else "0 (unlimited) or a number >= 1"
+
+
+def _name_problem(value: str) -> str | None:
+    return None if value.strip() else "a non-empty name"
 
 
 @dataclass(frozen=True)
@@ -245,6 +250,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_level", str, "info", "debug, info, warning or error", choices=LOG_LEVELS),
     Setting("log_format", str, "text", "text or json", choices=LOG_FORMATS),
     Setting("cache_size", int, 10_000, "translation cache entries (segments); 0 turns it off"),
+    Setting(
+        "otel_exporter_otlp_endpoint",
+        str,
+        "",
+        "OTLP/gRPC collector URL for OpenTelemetry traces (empty: off, unless OTEL_EXPORTER_OTLP_ENDPOINT is set)",
+        check=endpoint_problem,
+    ),
+    Setting(
+        "otel_service_name", str, "dragoman", "service.name of exported traces", check=_name_problem
+    ),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from . import detection
+from . import detection, tracing
 from .errors import InvalidArgument
 from .languages import base
 from .router import Router
@@ -49,8 +49,13 @@ class SourceResolver:
         if given:
             return Source(given, False, 0.0)
         candidates = self.served | {target or ""} - {""}
-        found = await asyncio.to_thread(detection.identify, text[:DETECTION_CHARS], candidates)
-        best = found.foreign or found.best
+        with tracing.span("dragoman.detect", **{"dragoman.field": field}) as span:
+            found = await asyncio.to_thread(detection.identify, text[:DETECTION_CHARS], candidates)
+            best = found.foreign or found.best
+            if span is not None and best is not None:
+                span.set_attributes(
+                    {"dragoman.language": best.language, "dragoman.confidence": best.confidence}
+                )
         if best is None or (found.foreign is None and best.confidence <= detection.CONFIDENT):
             guess = f" (best guess {best.language!r} at {best.confidence:.2f})" if best else ""
             raise InvalidArgument(

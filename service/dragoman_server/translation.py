@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
-from . import output_checks
+from . import output_checks, tracing
 from .domain import ParagraphResult, TranslateInput, TranslationResult
 from .engines import Engine, GenerationParams
 from .generation import SegmentGenerator, check_queue_room, check_window
@@ -93,8 +93,11 @@ class Translator:
         try:
             outputs = []
             for job in plan.jobs:
-                units = ["".join(await asyncio.gather(*tasks)) for tasks in job.tasks]
-                outputs.append(await asyncio.to_thread(job.render, units))
+                # Queue wait and batch generation (on the batcher's thread) of the text's segments.
+                with tracing.span("dragoman.generate", **{"dragoman.field": job.field}):
+                    units = ["".join(await asyncio.gather(*tasks)) for tasks in job.tasks]
+                with tracing.span("dragoman.render", **{"dragoman.field": job.field}):
+                    outputs.append(await asyncio.to_thread(job.render, units))
         finally:
             plan.cancel()
         return [
@@ -115,14 +118,22 @@ class Translator:
     async def translate_stream(self, request: TranslateInput) -> AsyncIterator[ParagraphResult]:
         """Translate every text, yielding paragraphs (HTML: blocks) in order as soon as ready."""
         plan = await self._start(request)
+        span = None
         try:
             for i, job in enumerate(plan.jobs):
                 chunks = _chunks(job)
+                # Not current (an async generator's context changes between yields): generation
+                # and the rendering of each paragraph or block, from the first await to the last.
+                span = tracing.start_span("dragoman.generate", **{"dragoman.field": job.field})
                 for j, chunk in enumerate(chunks):
+                    text = await chunk
+                    if j == len(chunks) - 1:
+                        tracing.end_span(span)
+                        span = None
                     yield ParagraphResult(
                         text_index=i,
                         paragraph_index=j,
-                        text=await chunk,
+                        text=text,
                         last=j == len(chunks) - 1,
                         source_language=job.source.language,
                         source_language_detected=job.source.detected,
@@ -131,6 +142,7 @@ class Translator:
                         flags=job.chunk_flags(j),
                     )
         finally:
+            tracing.end_span(span)  # a stream that ended early
             plan.cancel()
 
     async def translate_plain(
@@ -217,6 +229,21 @@ class Translator:
         entry: ModelEntry | None,
     ) -> _Job:
         """Parse, protect glossary terms and segment one text (on a worker thread)."""
+        # asyncio.to_thread copies the context: this span is the call span's child.
+        with tracing.span("dragoman.segment", **{"dragoman.field": f"texts[{index}]"}) as span:
+            job = self._prepare(request, index, source, hops, entry)
+            if span is not None:
+                span.set_attribute("dragoman.segments", len(job.tokens))
+            return job
+
+    def _prepare(
+        self,
+        request: TranslateInput,
+        index: int,
+        source: Source,
+        hops: list[Hop],
+        entry: ModelEntry | None,
+    ) -> _Job:
         text = request.texts[index]
         model_terms = self.config_by_name[hops[0].model].glossary if hops else {}
         glossary = Glossary(merge(model_terms, request.glossary))

@@ -15,7 +15,8 @@ files are public):
 6. a domain error becomes the route's error response (`endpoint(render_error=...)`, by default
    `errors.error_response`: google.rpc.Status JSON); anything else is INTERNAL (logged with its
    traceback); the call is counted in the metrics (method label: the route, e.g.
-   `POST /v1/translate`) and written to the access log, once.
+   `POST /v1/translate`) and written to the access log, once; with tracing on (tracing.py), the
+   call is one server span named like its metric label, parent from a `traceparent` header.
 
 Deadlines: `grpc-timeout` (gRPC's format, e.g. `10S`, `500m`) or `X-Server-Timeout` (seconds, as
 Google's APIs take it) bounds the call; past it the work is cancelled and the answer is
@@ -48,6 +49,7 @@ from ..admission import caller_var
 from ..errors import DeadlineExceeded, DragomanServerError, InvalidArgument
 from ..request_ids import REQUEST_ID, request_id_of
 from ..status import internal_error
+from ..tracing import server_span
 from .errors import GRPC_CODE_OF_HTTP, error_response, generic_error_json
 
 log = logging.getLogger(__name__)
@@ -302,6 +304,15 @@ async def dragoman_middleware(request: web.Request, handler):
         bad_deadline = None
     call = HttpCall(ctx, request, declared, deadline_s)
     request[_CALL] = call
+    span = server_span(
+        call.method,
+        request.headers,  # W3C trace context: traceparent, tracestate
+        **{
+            "http.request.method": request.method,
+            "url.path": request.path,
+            "dragoman.request_id": call.request_id,
+        },
+    )
     render = declared.render_error or error_response
     error: DragomanServerError | None = None
     deadline = asyncio.timeout(deadline_s)
@@ -343,6 +354,8 @@ async def dragoman_middleware(request: web.Request, handler):
         if error is not None:
             call.fail(error)
         call.end()  # before the answer goes out: metrics agree with what callers saw
+        if span is not None:
+            span.end(call.record.code, call.record.reason)
     if request.get(_PREPARED):  # the stream's headers are out: the error goes in it
         if call.stream_error is not None:
             try:
