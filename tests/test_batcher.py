@@ -237,9 +237,11 @@ def test_closed_loop_callers_fill_whole_batches():
     asyncio.run(main())
     sizes = [len(b) for b in engine.batches]
     assert sum(sizes) == callers * rounds
-    # The first batch meets no history, and the last takes what is left; every other is full
-    # (a fixed wait from the first arrival gives [1, 7, 1, 7, ...] here).
-    assert sizes[1:-1] == [callers] * (len(sizes) - 2) and len(sizes) <= rounds + 1, sizes
+    # The first batch meets no history, and the last takes what is left; the others are full
+    # (a fixed wait from the first arrival gives [1, 7, 1, 7, ...] here: twice the batches).
+    # One straggler is allowed: a loaded machine can hold one caller back past the wait.
+    not_full = [size for size in sizes[1:-1] if size != callers]
+    assert len(not_full) <= 1 and len(sizes) <= rounds + 2, sizes
 
 
 def test_a_lone_caller_waits_only_the_queue_delay():
