@@ -37,12 +37,15 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv \
     && pip install --no-cache-dir "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"
 
-# Only pyproject.toml: empty packages stand in for the code, and are uninstalled again.
+# Only pyproject.toml: empty packages (every one it lists) stand in for the code, and are
+# uninstalled again.
 WORKDIR /src
 COPY pyproject.toml ./
-RUN mkdir -p client/dragoman/v1 service/dragoman_server/engines \
-    && touch README.md client/dragoman/__init__.py client/dragoman/v1/__init__.py \
-        service/dragoman_server/__init__.py service/dragoman_server/engines/__init__.py \
+RUN python -c "import pathlib, tomllib; \
+c = tomllib.load(open('pyproject.toml', 'rb'))['tool']['setuptools']; \
+dirs = [pathlib.Path(c['package-dir'][n.split('.')[0]], *n.split('.')[1:]) for n in c['packages']]; \
+[d.mkdir(parents=True, exist_ok=True) or (d / '__init__.py').touch() for d in dirs]" \
+    && touch README.md \
     && pip install --no-cache-dir "./[server]" \
     && pip uninstall --yes dragoman \
     && rm -rf /src
