@@ -635,7 +635,7 @@ def build_t5(
 # --------------------------------------------------------------------------------------------------
 
 _CHATML_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]  # ids 0..2, as Qwen2 orders them
-_CHATML_TEMPLATE = (
+CHATML_TEMPLATE = (
     "{% for message in messages %}"
     "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
     "{% endfor %}"
@@ -657,41 +657,31 @@ def _build_decoder_only(
     init_std: float,
     seed: int,
 ) -> pathlib.Path:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import (
         GenerationConfig,
         LlamaConfig,
         LlamaForCausalLM,
-        PreTrainedTokenizerFast,
         Qwen2Config,
         Qwen2ForCausalLM,
     )
 
     out = _prepare(out_dir)
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        min_frequency=2,
-        special_tokens=_CHATML_SPECIALS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    bpe.train_from_iterator(NEWS_CORPUS, trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
+    tokenizer = _byte_level_chat_tokenizer(
+        _CHATML_SPECIALS,
+        vocab_size,
+        max_position_embeddings,
+        eos="<|im_end|>",
+        pad="<|endoftext|>",
+        bos=None,
+        chat_template=CHATML_TEMPLATE,
         additional_special_tokens=["<|im_start|>"],
-        model_max_length=max_position_embeddings,
     )
-    tokenizer.chat_template = _CHATML_TEMPLATE
     tokenizer.save_pretrained(out)
 
-    pad_id, eos_id = bpe.token_to_id("<|endoftext|>"), bpe.token_to_id("<|im_end|>")
+    vocab = tokenizer.get_vocab()
+    pad_id, eos_id = vocab["<|endoftext|>"], vocab["<|im_end|>"]
     common = dict(
-        vocab_size=bpe.get_vocab_size(),
+        vocab_size=len(vocab),
         hidden_size=hidden_size,
         num_hidden_layers=layers,
         num_attention_heads=heads,
@@ -766,11 +756,6 @@ def build_tiny_llama(
 # Chat models for the instruction-model path (tests/test_instruct.py): a choice of chat template
 # (None: none), Llama 3 special tokens for Llama.
 
-CHATML_TEMPLATE = (
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content']"
-    " + '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}"
-    "{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
 LLAMA3_TEMPLATE = (
     "{{ '<|begin_of_text|>' }}{% for message in messages %}{{ '<|start_header_id|>' + "
     "message['role'] + '<|end_header_id|>\n\n' + message['content'] + '<|eot_id|>' }}"
@@ -795,6 +780,7 @@ def _byte_level_chat_tokenizer(
     pad: str,
     bos: str | None,
     chat_template: str | None,
+    additional_special_tokens: list[str] | None = None,
 ):
     """A byte-level BPE (any text round-trips) trained on NEWS_CORPUS, as a fast tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -817,6 +803,11 @@ def _byte_level_chat_tokenizer(
         pad_token=pad,
         bos_token=bos,
         model_max_length=model_max_length,
+        **(
+            {"additional_special_tokens": additional_special_tokens}
+            if additional_special_tokens
+            else {}
+        ),
     )
     if chat_template is not None:
         tokenizer.chat_template = chat_template
