@@ -106,12 +106,7 @@ class Batcher:
         if len(texts) > self.max_queue_size:
             # Waiting cannot make room for these: the data plane refuses them earlier, naming the
             # field; this is the last line for any other caller.
-            raise InvalidArgument(
-                f"{len(texts)} segments are more than model {self.engine.name!r}'s queue holds "
-                f"({self.max_queue_size})",
-                reason="TEXT_TOO_MANY_SEGMENTS",
-                metadata={"limit": str(self.max_queue_size), "model": self.engine.name},
-            )
+            raise over_queue(self.engine.name, len(texts), self.max_queue_size)
         items = [
             _Item(t, n, params, loop.create_future(), loop)
             for t, n in zip(texts, token_counts, strict=True)
@@ -120,13 +115,7 @@ class Batcher:
             if not self._running:
                 raise _shutting_down(self.engine.name)
             if len(self._queue) + len(items) > self.max_queue_size:
-                raise ResourceExhausted(
-                    f"model {self.engine.name!r} queue is full ({len(self._queue)} segments waiting, "
-                    f"limit {self.max_queue_size}); retry later",
-                    reason="QUEUE_FULL",
-                    retry_after_s=1.0,
-                    metadata={"limit": str(self.max_queue_size), "model": self.engine.name},
-                )
+                raise queue_full(self.engine.name, len(self._queue), self.max_queue_size)
             self._queue.extend(items)
             self._cond.notify()
         return [item.future for item in items]
@@ -292,6 +281,29 @@ class Batcher:
                 metadata={"model": self.engine.name},
             )
             item.loop.call_soon_threadsafe(_fail, item.future, error)
+
+
+def over_queue(model: str, count: int, limit: int, field: str | None = None) -> InvalidArgument:
+    """TEXT_TOO_MANY_SEGMENTS: `count` segments are more than the model's whole queue holds, so
+    waiting can never make room for them (not a "retry later")."""
+    where = f"{field}: splits into" if field else "the call has"
+    return InvalidArgument(
+        f"{where} {count} segments for model {model!r}, more than its queue holds ({limit}); "
+        "send fewer or shorter texts per call",
+        reason="TEXT_TOO_MANY_SEGMENTS",
+        field=field,
+        metadata={"limit": str(limit), "model": model},
+    )
+
+
+def queue_full(model: str, waiting: int, limit: int) -> ResourceExhausted:
+    """QUEUE_FULL: the model's queue has no room now; retry after a second."""
+    return ResourceExhausted(
+        f"model {model!r} queue is full ({waiting} segments waiting, limit {limit}); retry later",
+        reason="QUEUE_FULL",
+        retry_after_s=1.0,
+        metadata={"limit": str(limit), "model": model},
+    )
 
 
 def _shutting_down(model: str) -> Unavailable:

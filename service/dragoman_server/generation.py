@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from . import output_checks
+from .batcher import over_queue
 from .cache import TranslationCache
 from .engines import Generated, GenerationParams
 from .errors import InvalidArgument
@@ -49,13 +50,7 @@ def check_queue_room(entry: ModelEntry, count: int, field: str) -> None:
     queue: waiting can never make room for them, so it is not a "retry later"."""
     limit = entry.batcher.max_queue_size
     if count > limit:
-        raise InvalidArgument(
-            f"{field}: splits into {count} segments for model {entry.config.name!r}, more than "
-            f"its queue holds ({limit}); send fewer or shorter texts per call",
-            reason="TEXT_TOO_MANY_SEGMENTS",
-            field=field,
-            metadata={"limit": str(limit), "model": entry.config.name},
-        )
+        raise over_queue(entry.config.name, count, limit, field)
 
 
 class SegmentGenerator:

@@ -23,10 +23,10 @@ import copy
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from .batcher import Batcher, BatcherStats, BatchObserver
+from .batcher import Batcher, BatcherStats, BatchObserver, over_queue, queue_full
 from .continuous import ContinuousBatcher, TransformersContinuousBatcher, make_continuous_batcher
 from .engines import Generated, GenerationParams
-from .errors import InvalidArgument, ModelLoadError, ResourceExhausted
+from .errors import ModelLoadError
 
 if TYPE_CHECKING:
     from .engines.causal import InstructionEngine
@@ -144,20 +144,9 @@ class InstructBatcher:
             # are batched together by their own static batcher.
             return self.retries.submit(texts, token_counts, params)
         if len(texts) > self.max_queue_size:
-            raise InvalidArgument(
-                f"{len(texts)} segments are more than model {self.engine.name!r}'s queue holds "
-                f"({self.max_queue_size})",
-                reason="TEXT_TOO_MANY_SEGMENTS",
-                metadata={"limit": str(self.max_queue_size), "model": self.engine.name},
-            )
+            raise over_queue(self.engine.name, len(texts), self.max_queue_size)
         if self._pending + len(texts) > self.max_queue_size:
-            raise ResourceExhausted(
-                f"model {self.engine.name!r} queue is full ({self._pending} segments waiting, "
-                f"limit {self.max_queue_size}); retry later",
-                reason="QUEUE_FULL",
-                retry_after_s=1.0,
-                metadata={"limit": str(self.max_queue_size), "model": self.engine.name},
-            )
+            raise queue_full(self.engine.name, self._pending, self.max_queue_size)
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(self._one(text, params)) for text in texts]
         # Counted until done, cancelled before it started included.
