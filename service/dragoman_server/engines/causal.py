@@ -32,6 +32,7 @@ from ..errors import ModelLoadError
 from ..output_checks import LINE_BREAKS_JOINED, WRAPPER_REMOVED, CheckedOutput, OutputFlag
 from ..settings import ModelConfig, ServerSettings
 from .base import Engine, Generated, GenerationParams, ShouldStop
+from .hf import decoding_config
 from .loading import load_error, resolve_device, resolve_source
 from .tokenization import find_window
 
@@ -257,17 +258,12 @@ class InstructionEngine(Engine):
         pad = self.tokenizer.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(p.ids)) + p.ids for p in prepared])
         attention = torch.tensor([[0] * (width - len(p.ids)) + [1] * len(p.ids) for p in prepared])
-        gc = copy.copy(self.generation_config)
-        gc.max_length = None
-        gc.min_length = 0
-        gc.max_new_tokens = max(p.max_new_tokens for p in prepared)
-        gc.min_new_tokens = min(p.min_new_tokens for p in prepared) or None
-        if params.num_beams is not None:
-            gc.num_beams = params.num_beams
-        if params.no_repeat_ngram_size is not None:
-            gc.no_repeat_ngram_size = params.no_repeat_ngram_size
-        if params.repetition_penalty is not None:
-            gc.repetition_penalty = params.repetition_penalty
+        gc = decoding_config(
+            self.generation_config,
+            params,
+            max(p.max_new_tokens for p in prepared),
+            min(p.min_new_tokens for p in prepared) or None,
+        )
         stops = set.intersection(*(set(p.stop_strings) for p in prepared))
         kwargs: dict = {"generation_config": gc}
         if stops:

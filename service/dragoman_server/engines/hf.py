@@ -25,6 +25,29 @@ log = logging.getLogger(__name__)
 transformers.logging.set_verbosity_error()
 
 
+def decoding_config(
+    base: transformers.GenerationConfig,
+    params: GenerationParams,
+    max_new_tokens: int | None,
+    min_new_tokens: int | None,
+) -> transformers.GenerationConfig:
+    """A copy of the model's generation config for one batch: its token budget, and the decoding
+    overrides of `params` (num_beams, no_repeat_ngram_size, repetition_penalty; None keeps the
+    model's own)."""
+    gc = copy.copy(base)
+    gc.max_length = None
+    gc.min_length = 0
+    gc.max_new_tokens = max_new_tokens
+    gc.min_new_tokens = min_new_tokens
+    if params.num_beams is not None:
+        gc.num_beams = params.num_beams
+    if params.no_repeat_ngram_size is not None:
+        gc.no_repeat_ngram_size = params.no_repeat_ngram_size
+    if params.repetition_penalty is not None:
+        gc.repetition_penalty = params.repetition_penalty
+    return gc
+
+
 class _StopWhenAbandoned(StoppingCriteria):
     def __init__(self, should_stop: ShouldStop):
         self.should_stop = should_stop
@@ -97,17 +120,9 @@ class HuggingFaceEngine(tokenization.TokenizedEngine):
             max(input_lengths),
             self.generation_config,
         )
-        gc = copy.copy(self.generation_config)
-        gc.max_length = None
-        gc.min_length = 0
-        gc.max_new_tokens = budget.max_new_tokens
-        gc.min_new_tokens = budget.min_new_tokens
-        if params.num_beams is not None:
-            gc.num_beams = params.num_beams
-        if params.no_repeat_ngram_size is not None:
-            gc.no_repeat_ngram_size = params.no_repeat_ngram_size
-        if params.repetition_penalty is not None:
-            gc.repetition_penalty = params.repetition_penalty
+        gc = decoding_config(
+            self.generation_config, params, budget.max_new_tokens, budget.min_new_tokens
+        )
         kwargs: dict = {"generation_config": gc}
         if self.language_tokens:
             kwargs.update(self.language_tokens.generate_kwargs(params.target_language))
