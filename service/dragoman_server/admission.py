@@ -38,6 +38,17 @@ caller_var: contextvars.ContextVar[bytes | None] = contextvars.ContextVar(
 )
 
 
+def forget_caller(token: contextvars.Token | None) -> None:
+    """Undo `caller_var.set` when a call ends (its token may belong to another context when the
+    call ended there: nothing to undo then)."""
+    if token is None:
+        return
+    try:
+        caller_var.reset(token)
+    except ValueError:
+        pass
+
+
 class TokenBucket:
     """`rate_per_minute` tokens a minute, holding at most one minute's worth."""
 

@@ -24,7 +24,7 @@ import logging
 import grpc
 
 from .access_log import CallRecord
-from .admission import Admission, caller_var
+from .admission import Admission, caller_var, forget_caller
 from .errors import DragomanServerError
 from .request_ids import REQUEST_ID
 from .status import grpc_status_of, internal_error, undecodable_error
@@ -119,11 +119,7 @@ class CallScope:
         finally:
             self._end()
             self.record.release()
-            if self._caller_token is not None:
-                try:
-                    caller_var.reset(self._caller_token)
-                except ValueError:  # ended in another context
-                    pass
+            forget_caller(self._caller_token)
         return False
 
 

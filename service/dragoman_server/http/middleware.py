@@ -45,7 +45,7 @@ from aiohttp import web
 from multidict import MultiDict
 
 from ..access_log import CallRecord
-from ..admission import caller_var
+from ..admission import caller_var, forget_caller
 from ..errors import DeadlineExceeded, DragomanServerError, InvalidArgument
 from ..request_ids import REQUEST_ID, request_id_of
 from ..status import internal_error
@@ -186,12 +186,8 @@ class HttpCall:
             self.ctx.admission.concurrency.release()
         self.record.end()
         self.record.release()
-        if self._caller_token is not None:
-            try:
-                caller_var.reset(self._caller_token)
-            except ValueError:  # ended in another context
-                pass
-            self._caller_token = None
+        forget_caller(self._caller_token)
+        self._caller_token = None
 
 
 def call_of(request: web.Request) -> HttpCall:
