@@ -257,6 +257,36 @@ class Server:
         os.unlink(self.file.name)
 
 
+async def _closed_loop(call, texts: list[str], clients: int) -> dict:
+    """`clients` closed-loop callers share `texts`, each sending its next call when its answer
+    came; `call(text)` returns the output tokens. One warm-up call first, not counted."""
+    queue = list(reversed(texts))
+    latencies, tokens = [], 0
+    await call("Aquecimento. " + texts[0])
+
+    async def client():
+        nonlocal tokens
+        while queue:
+            text = queue.pop()
+            t = time.perf_counter()
+            # Not `tokens += await ...`: that reads `tokens` before the await and loses the other
+            # clients' additions made meanwhile.
+            output_tokens = await call(text)
+            tokens += output_tokens
+            latencies.append(time.perf_counter() - t)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "calls_s": len(texts) / elapsed,
+        "tokens_s": tokens / elapsed,
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p95_ms": 1000 * latencies[int(len(latencies) * 0.95)],
+    }
+
+
 async def _load(address: str, task: str, texts: list[str], clients: int) -> dict:
     import grpc
 
@@ -265,8 +295,6 @@ async def _load(address: str, task: str, texts: list[str], clients: int) -> dict
 
     async with grpc.aio.insecure_channel(address) as channel:
         stub = dragoman_pb2_grpc.DragomanStub(channel)
-        queue = list(reversed(texts))
-        latencies, tokens = [], 0
 
         async def call(text):
             if task == "translation":
@@ -276,29 +304,7 @@ async def _load(address: str, task: str, texts: list[str], clients: int) -> dict
             response = await stub.Summarize(_requests.summarize_request(text, source="en"))
             return response.output_tokens
 
-        await call("Aquecimento. " + texts[0])
-
-        async def client():
-            nonlocal tokens
-            while queue:
-                text = queue.pop()
-                t = time.perf_counter()
-                # Not `tokens += await ...`: that reads `tokens` before the await and loses
-                # the other clients' additions made meanwhile.
-                output_tokens = await call(text)
-                tokens += output_tokens
-                latencies.append(time.perf_counter() - t)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(clients)))
-        elapsed = time.perf_counter() - started
-    latencies.sort()
-    return {
-        "calls_s": len(texts) / elapsed,
-        "tokens_s": tokens / elapsed,
-        "p50_ms": 1000 * latencies[len(latencies) // 2],
-        "p95_ms": 1000 * latencies[int(len(latencies) * 0.95)],
-    }
+        return await _closed_loop(call, texts, clients)
 
 
 def load(address, task, texts, clients) -> dict:
@@ -309,8 +315,6 @@ async def _load_http(url: str, texts: list[str], clients: int) -> dict:
     """`_load` for translation over the HTTP face: POST /v1/translate, one text per call."""
     import aiohttp
 
-    queue = list(reversed(texts))
-    latencies, tokens = [], 0
     connector = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(connector=connector) as session:
 
@@ -321,27 +325,7 @@ async def _load_http(url: str, texts: list[str], clients: int) -> dict:
                 reply = await response.json()
             return sum(int(t["outputTokens"]) for t in reply["translations"])
 
-        await call("Aquecimento. " + texts[0])
-
-        async def client():
-            nonlocal tokens
-            while queue:
-                text = queue.pop()
-                t = time.perf_counter()
-                output_tokens = await call(text)
-                tokens += output_tokens
-                latencies.append(time.perf_counter() - t)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(clients)))
-        elapsed = time.perf_counter() - started
-    latencies.sort()
-    return {
-        "calls_s": len(texts) / elapsed,
-        "tokens_s": tokens / elapsed,
-        "p50_ms": 1000 * latencies[len(latencies) // 2],
-        "p95_ms": 1000 * latencies[int(len(latencies) * 0.95)],
-    }
+        return await _closed_loop(call, texts, clients)
 
 
 def load_http(url, texts, clients) -> dict:
