@@ -225,14 +225,24 @@ def inprocess_echo_p50(n: int) -> float:
 
 # ---------------------------------------------------------------- server
 class Server:
-    def __init__(self, models: list[dict], echo: bool = False, threads: int = 0, http=False):
+    def __init__(
+        self,
+        models: list[dict],
+        echo: bool = False,
+        threads: int = 0,
+        http=False,
+        settings: dict | None = None,
+        flags: tuple[str, ...] = (),
+    ):
         server = {"host": "127.0.0.1", "port": 0, "threads": threads, "log_level": "warning"}
+        server.update(settings or {})
         if http:
             server.update(http=True, http_port=0)
         self.file = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
         json.dump({"server": server, "models": models}, self.file)
         self.file.close()
-        cmd = [sys.executable, "-m", "bench.server", self.file.name] + (["--echo"] if echo else [])
+        cmd = [sys.executable, "-m", "bench.server", self.file.name, *flags]
+        cmd += ["--echo"] if echo else []
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )

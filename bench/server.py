@@ -2,7 +2,8 @@
 
 Prints `PORT <n>` (with `HTTP <m>` when the config turns `http` on) once every model is ready, then serves until stdin closes. With --echo, every
 model's engine is replaced by `EchoEngine` (injected here, by patching the registry's loader: no
-benchmark branch in production code)."""
+benchmark branch in production code). With --no-heap-freeze, the server skips `gc.freeze()` after
+loading (patched out here too), to measure what the freeze is for."""
 
 import asyncio
 import json
@@ -10,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from dragoman_server import registry
+from dragoman_server import server as server_module
 from dragoman_server.engines.base import Engine, Generated, GenerationParams, ShouldStop
 from dragoman_server.server import DragomanServer
 from dragoman_server.settings import Config
@@ -54,4 +56,6 @@ if __name__ == "__main__":
     data = json.loads(open(sys.argv[1]).read())
     if "--echo" in sys.argv:
         registry.load_engine = EchoEngine
+    if "--no-heap-freeze" in sys.argv:
+        server_module._freeze_heap = lambda: None
     asyncio.run(_main(Config.from_dict(data)))

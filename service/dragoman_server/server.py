@@ -1,6 +1,7 @@
 """The gRPC server: Dragoman service, standard health and reflection, model loading, shutdown."""
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -66,6 +67,7 @@ class DragomanServer:
         )
         self.port: int | None = None
         self._loading: asyncio.Task | None = None
+        self._froze_heap = False
         self._ready = asyncio.Event()
         self._serving = False
         self._stopping = False
@@ -141,6 +143,8 @@ class DragomanServer:
     async def _load(self) -> None:
         await asyncio.to_thread(detection.load)
         await self.registry.load_all()
+        await asyncio.to_thread(_freeze_heap)
+        self._froze_heap = True
         if self.registry.any_ready:
             self._serving = not self._stopping
             for name in ("", SERVICE_NAME):
@@ -169,9 +173,41 @@ class DragomanServer:
             self._loading.cancel()
         self.metrics.close()
         await asyncio.to_thread(self.registry.close)
+        if self._froze_heap:
+            self._froze_heap = False
+            _thaw_heap()
 
     async def wait_for_termination(self) -> None:
         await self.server.wait_for_termination()
+
+
+# Servers of this process whose heap freeze holds (tests and embedders may run several).
+_frozen_by = 0
+_frozen_lock = threading.Lock()
+
+
+def _freeze_heap() -> None:
+    """Move everything alive after loading (torch, transformers, the models: millions of
+    objects) out of the collector's reach. Otherwise every full collection walks them all,
+    holding the GIL for hundreds of milliseconds in whichever thread allocates, and every call
+    stalls, health checks included (bench/health.py measures it)."""
+    global _frozen_by
+    with _frozen_lock:
+        gc.collect()
+        gc.freeze()
+        _frozen_by += 1
+
+
+def _thaw_heap() -> None:
+    """Undo `_freeze_heap` once the last server that froze it has stopped (so that a stopped
+    server's models can be collected)."""
+    global _frozen_by
+    with _frozen_lock:
+        if _frozen_by == 0:
+            return
+        _frozen_by -= 1
+        if _frozen_by == 0:
+            gc.unfreeze()
 
 
 def _set_threads(threads: int) -> None:

@@ -36,6 +36,8 @@ __all__ = ["TokenCounts", "Translator", "segment_texts"]
 
 # Placeholder numbers for a later hop's own glossary (clear of the request's, still in the text).
 _HOP_IDS = 10_000
+# Segments (or paragraphs) queued between two yields to the event loop.
+_LOOP_SLICE = 256
 
 
 @dataclass
@@ -204,7 +206,7 @@ class Translator:
         self._check(plan.jobs, entries)
         try:
             for job, entry in zip(plan.jobs, entries, strict=True):
-                self._queue(plan, job, entry)
+                await self._queue(plan, job, entry)
         except BaseException:
             plan.cancel()
             raise
@@ -293,9 +295,11 @@ class Translator:
         for entry, distinct in per_model.values():
             check_queue_room(entry, len(distinct), "texts")
 
-    def _queue(self, plan: _Plan, job: _Job, entry: ModelEntry | None) -> None:
+    async def _queue(self, plan: _Plan, job: _Job, entry: ModelEntry | None) -> None:
         """Queue a job's first-hop segments; per unit, one task per paragraph answering its
-        translation with its separator."""
+        translation with its separator. Runs on the loop, so it yields every `_LOOP_SLICE`
+        segments or paragraphs: queueing a text of thousands of segments costs the loop tens of
+        microseconds each, which must not stall other calls (health checks included)."""
         loop = asyncio.get_running_loop()
         if entry is None:
             for unit in job.units:
@@ -304,26 +308,37 @@ class Translator:
                 plan.tasks.append(task)
             return
         first = job.hops[0]
-        futures = self.generator.submit(
-            entry,
-            [s for d in job.docs for s in d.segments()],
-            job.tokens,
-            GenerationParams(first.source, first.target),
-            job.field,
-        )
-        plan.futures.extend(futures)
+        params = GenerationParams(first.source, first.target)
+        segments = [s for d in job.docs for s in d.segments()]
+        futures: list[asyncio.Future] = []
+        for start in range(0, len(segments), _LOOP_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            end = start + _LOOP_SLICE
+            queued = self.generator.submit(
+                entry, segments[start:end], job.tokens[start:end], params, job.field
+            )
+            plan.futures.extend(queued)
+            futures.extend(queued)
         start = 0
+        made = 0
         for unit_index, (unit, doc) in enumerate(zip(job.units, job.docs, strict=True)):
             tasks = []
             for index, count in enumerate(doc.paragraph_segment_counts()):
                 mine = futures[start : start + count]
                 where = (unit_index, index, start)
-                tasks.append(loop.create_task(self._paragraph(job, unit, doc, mine, where)))
+                task = loop.create_task(self._paragraph(job, unit, doc, mine, where))
+                tasks.append(task)
+                plan.tasks.append(task)
                 start += count
+                made += 1
+                if made % _LOOP_SLICE == 0:
+                    await asyncio.sleep(0)
             if not tasks:  # nothing but whitespace: kept as it is
-                tasks.append(loop.create_task(_value(doc.leading)))
+                task = loop.create_task(_value(doc.leading))
+                tasks.append(task)
+                plan.tasks.append(task)
             job.tasks.append(tasks)
-        plan.tasks.extend(t for tasks in job.tasks for t in tasks)
 
     async def _paragraph(
         self,
