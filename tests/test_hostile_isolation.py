@@ -7,6 +7,7 @@ worst health latency) are printed (`pytest -s` shows them).
 
 import asyncio
 import gc
+import itertools
 import random
 import subprocess
 import sys
@@ -440,4 +441,5 @@ def test_a_call_with_thousands_of_segments_is_queued_in_slices_between_which_the
     assert late.value.code == grpc.StatusCode.DEADLINE_EXCEEDED  # queueing, not translating
     assert sum(n for n, _ in seen) == 1_200
     assert max(n for n, _ in seen) <= 256 and len(seen) >= 5
-    assert all(a[1] < b[1] for a, b in zip(seen, seen[1:])), seen  # the loop ran in between
+    # The loop ran in between.
+    assert all(a[1] < b[1] for a, b in itertools.pairwise(seen)), seen
