@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import pytest
 
 from conftest import copy_model, make_config, needs_copy_model
-from dragoman_server.batcher import Batcher
+from dragoman_server.batcher import Batcher, fair_share
 from dragoman_server.engines import Engine, Generated, GenerationParams, load_engine
 from dragoman_server.errors import Internal, InvalidArgument, ResourceExhausted, Unavailable
 
@@ -190,6 +190,50 @@ def test_abandoned_segments_never_reach_the_engine():
     stats = asyncio.run(main())
     assert engine.batches == [["first"], ["kept"]]
     assert stats.dropped == 2
+
+
+def test_calls_take_turns_in_every_batch_whatever_their_size():
+    """A call of 40 segments queued first, then two one-segment calls: the small calls go into
+    the next batch (not after the 40), and batches fill round-robin across the calls."""
+    engine = TimedEngine(0.2)
+
+    async def call(batcher, texts):
+        with fair_share():
+            return [r.text for r in await batcher.generate(texts, [1] * len(texts), PARAMS)]
+
+    async def main():
+        batcher = Batcher(engine, max_batch_size=4, max_queue_delay_ms=1)
+        try:
+            first = asyncio.ensure_future(call(batcher, ["warm"]))
+            await asyncio.sleep(0.05)  # a batch is running: the rest queue up behind it
+            big = asyncio.ensure_future(call(batcher, [f"big-{k}" for k in range(40)]))
+            await asyncio.sleep(0)
+            small = [asyncio.ensure_future(call(batcher, [f"small-{k}"])) for k in range(2)]
+            return await asyncio.gather(first, big, *small)
+        finally:
+            batcher.close()
+
+    _, big, *small = asyncio.run(main())
+    assert big == [f"big-{k}" for k in range(40)] and small == [["small-0"], ["small-1"]]
+    assert engine.batches[0] == ["warm"]
+    # The next batch takes one segment of each call in turn, then the big call's next ones.
+    assert sorted(engine.batches[1]) == ["big-0", "big-1", "small-0", "small-1"]
+    assert [t for b in engine.batches[2:] for t in b] == [f"big-{k}" for k in range(2, 40)]
+
+
+def test_without_calls_the_queue_is_first_in_first_out():
+    engine = TimedEngine(0.0)
+
+    async def main():
+        batcher = Batcher(engine, max_batch_size=3, max_queue_delay_ms=20)
+        try:
+            texts = [f"t{k}" for k in range(7)]
+            return [r.text for r in await batcher.generate(texts, [1] * 7, PARAMS)]
+        finally:
+            batcher.close()
+
+    assert asyncio.run(main()) == [f"t{k}" for k in range(7)]
+    assert engine.batches == [["t0", "t1", "t2"], ["t3", "t4", "t5"], ["t6"]]
 
 
 def test_batch_is_sorted_by_length_and_bounded_by_tokens():

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
 
 from . import detection
+from .batcher import fair_share
 from .cache import TranslationCache
 from .domain import (
     ParagraphResult,
@@ -69,35 +70,42 @@ class DataPlane:
     async def detect(self, text: str, max_results: int = 3) -> list[detection.LanguageScore]:
         return await self.sources.detect(text, max_results)
 
+    # Every operation runs in a `fair_share()`: its segments take turns in the model's batches
+    # with the other calls', so a call's size never holds up another (see batcher.py).
+
     async def translate(self, request: TranslateInput) -> list[TranslationResult]:
         """Translate every text; the segments of all texts share batches."""
-        return await _ends_in_a_status(self.translator.translate(request))
+        with fair_share():
+            return await _ends_in_a_status(self.translator.translate(request))
 
     async def translate_stream(self, request: TranslateInput) -> AsyncIterator[ParagraphResult]:
         """Translate every text, yielding paragraphs (HTML: blocks) in order as soon as ready."""
-        stream = self.translator.translate_stream(request)
-        try:
-            while True:
-                try:
-                    paragraph = await _ends_in_a_status(anext(stream))
-                except StopAsyncIteration:
-                    return
-                yield paragraph
-        finally:
-            await stream.aclose()
+        with fair_share():
+            stream = self.translator.translate_stream(request)
+            try:
+                while True:
+                    try:
+                        paragraph = await _ends_in_a_status(anext(stream))
+                    except StopAsyncIteration:
+                        return
+                    yield paragraph
+            finally:
+                await stream.aclose()
 
     async def summarize(self, request: SummarizeInput) -> SummaryResult:
         """Summarise, cross-lingually when asked (see summarization.Summarizer)."""
-        return await _ends_in_a_status(self.summarizer.summarize(request))
+        with fair_share():
+            return await _ends_in_a_status(self.summarizer.summarize(request))
 
     async def summarize_stream(self, request: SummarizeInput) -> AsyncIterator[str | SummaryResult]:
         """Summarise, yielding the summary's pieces as an instruction model generates them (raw
         output), then the SummaryResult (whose `summary` is the one to keep). Other models: the
         result alone. Closing the iterator cancels the work (and frees its batch slot)."""
         deltas: asyncio.Queue[str] = asyncio.Queue()
-        work = asyncio.ensure_future(
-            _ends_in_a_status(self.summarizer.summarize(request, deltas.put_nowait))
-        )
+        with fair_share():  # the work's task takes the call's share with it
+            work = asyncio.ensure_future(
+                _ends_in_a_status(self.summarizer.summarize(request, deltas.put_nowait))
+            )
         getter: asyncio.Future | None = None
         try:
             while True:

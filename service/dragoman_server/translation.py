@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from . import output_checks, tracing
 from .domain import ParagraphResult, TranslateInput, TranslationResult
@@ -34,10 +36,14 @@ from .source_language import Source, SourceResolver
 
 __all__ = ["TokenCounts", "Translator", "segment_texts"]
 
+T = TypeVar("T")
+
 # Placeholder numbers for a later hop's own glossary (clear of the request's, still in the text).
 _HOP_IDS = 10_000
 # Segments (or paragraphs) queued between two yields to the event loop.
 _LOOP_SLICE = 256
+# Texts of one call resolved or prepared at once on the shared worker threads.
+_PREPARING_AT_ONCE = 2
 
 
 @dataclass
@@ -193,15 +199,14 @@ class Translator:
     async def _start(self, request: TranslateInput) -> _Plan:
         """Resolve, prepare and check every text, then queue all first-hop segments at once."""
         plan = _Plan()
-        routes = await asyncio.gather(*(self._route(request, i) for i in range(len(request.texts))))
+        texts = range(len(request.texts))
+        routes = await _in_turn([functools.partial(self._route, request, i) for i in texts])
         entries = [self.registry.get(hops[0].model) if hops else None for _, hops in routes]
-        plan.jobs = list(
-            await asyncio.gather(
-                *(
-                    asyncio.to_thread(self._job, request, i, source, hops, entry)
-                    for i, ((source, hops), entry) in enumerate(zip(routes, entries, strict=True))
-                )
-            )
+        plan.jobs = await _in_turn(
+            [
+                functools.partial(asyncio.to_thread, self._job, request, i, source, hops, entry)
+                for i, ((source, hops), entry) in enumerate(zip(routes, entries, strict=True))
+            ]
         )
         self._check(plan.jobs, entries)
         try:
@@ -432,6 +437,28 @@ class Translator:
         text, applied = await asyncio.to_thread(unit.restore, text, None)
         job.note(applied)
         return text
+
+
+async def _in_turn(starts: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
+    """The results of `starts` (each starts one piece of work), at most `_PREPARING_AT_ONCE` of
+    them running at a time. The worker threads are shared by every call: a call of 128 texts
+    that queued them all at once would make every other call's preparation wait behind its
+    own (a one-sentence call took 3.5 s instead of 75 ms)."""
+    results: list[T] = [None] * len(starts)  # type: ignore[list-item]
+    pending = list(enumerate(starts))
+
+    async def runner() -> None:
+        while pending:
+            index, start = pending.pop(0)
+            results[index] = await start()
+
+    runners = [asyncio.ensure_future(runner()) for _ in range(min(_PREPARING_AT_ONCE, len(starts)))]
+    try:
+        await asyncio.gather(*runners)
+    finally:
+        for r in runners:
+            r.cancel()
+    return results
 
 
 async def _value(text: str) -> str:
