@@ -230,3 +230,23 @@ def test_an_unreadable_text_is_refused_with_set_source_language(pt_en):
     assert "texts[0]" in excinfo.value.message and "source_language" in excinfo.value.message
     [result] = pt_en.translate("😀👍", to="en", source="pt")
     assert result.text == "😀👍"
+
+
+@needs_copy_model
+def test_a_server_for_a_regional_tag_takes_text_given_or_detected_as_the_language():
+    """Detection names languages, not regions: a server configured for pt-BR:en only used to
+    refuse every detected Portuguese text ("detected language 'pt' has no route"), and "pt"."""
+    model = {**copy_model("copy-pt-br", "pt-en"), "languages": ["pt-BR:en", "en:pt-BR"]}
+    text = "O governo anunciou hoje novas medidas para a economia."
+    with BackgroundServer(make_config([model])) as running:
+        with dragoman.Client(running.address, retries=0) as client:
+            given = [client.translate(text, to="en", source=s)[0] for s in ("pt-BR", "pt", "pt-PT")]
+            [detected] = client.translate(text, to="en")
+            english = "The government announced measures."
+            [regional] = client.translate(english, to="pt-BR", source="en")
+            with pytest.raises(dragoman.DragomanError) as wrong_target:
+                client.translate(english, to="pt", source="en")
+    assert [t.text for t in given] == [text] * 3 and regional.text == english
+    assert detected.text == text and detected.source_language == "pt"
+    # The variant of an output is the caller's to choose: "pt" is not quietly made "pt-BR".
+    assert wrong_target.value.code == grpc.StatusCode.INVALID_ARGUMENT

@@ -1,10 +1,17 @@
-"""Which model serves a language pair; pivots through a middle language when no direct model exists."""
+"""Which model serves a language pair; pivots through a middle language when no direct model exists.
+
+A source tag matches a configured source by itself or by a shorter prefix ("pt-PT" -> "pt"), and
+then by a regional variant of the same language, in the configuration's order: a server
+configured for "pt-BR:en" translates text given as "pt", or detected as Portuguese (detection
+names languages, not regions). Targets match only by themselves or a prefix: the variant of the
+output is the caller's choice, never guessed.
+"""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .errors import InvalidArgument, NotFound
-from .languages import fallbacks
+from .languages import base, fallbacks
 from .settings import ModelConfig
 
 
@@ -32,6 +39,7 @@ class Router:
             else:
                 for language in m.languages:
                     self._summarizers.setdefault(language, m.name)
+        self._source_tags = list(dict.fromkeys(s for s, _ in self._pairs))
 
     def supported_pairs(self) -> list[str]:
         """Every pair a route exists for, pivots included, as 'pt-en' strings."""
@@ -44,8 +52,13 @@ class Router:
                     found.append(f"{s}-{t}")
         return found
 
+    def _sources(self, source: str, configured) -> list[str]:
+        """The configured tags `source` may use, best first (see the module docstring)."""
+        tags = fallbacks(source)
+        return tags + [c for c in configured if base(c) == base(source) and c not in tags]
+
     def _direct(self, source: str, target: str) -> Hop | None:
-        for s in fallbacks(source):
+        for s in self._sources(source, self._source_tags):
             for t in fallbacks(target):
                 name = self._pairs.get((s, t))
                 if name is not None:
@@ -73,7 +86,7 @@ class Router:
                     reason="MODEL_TASK_MISMATCH",
                     field="model",
                 )
-            for s in fallbacks(source):
+            for s in self._sources(source, [s for s, _ in config.pairs]):
                 for t in fallbacks(target):
                     if (s, t) in config.pairs:
                         return [Hop(model, source, target)]
@@ -107,7 +120,7 @@ class Router:
                     field="model",
                 )
             return model
-        for code in fallbacks(language):
+        for code in self._sources(language, self._summarizers):
             if code in self._summarizers:
                 return self._summarizers[code]
         return None
