@@ -15,6 +15,7 @@ from dragoman_server.engines import Generated, GenerationParams
 from dragoman_server.errors import ResourceExhausted
 from dragoman_server.output_checks import check, cut_repetition, retry_params
 from dragoman_server.server import BackgroundServer
+from dragoman_server.settings import ModelConfig
 
 # Whitespace a newsroom's copy carries between repeated words and digit groups.
 SPACES = [" ", "\u00a0", "\u202f", "\u2009", "\t", "  ", "\u3000"]
@@ -271,6 +272,7 @@ def test_flagged_segment_is_regenerated_and_never_cached():
     class Entry:
         def __init__(self, batcher):
             self.batcher = batcher
+            self.config = ModelConfig("m", "translation", "unused", ("pt-en",))
 
     plane = SegmentGenerator(TranslationCache(10))
 
@@ -309,6 +311,31 @@ def test_flagged_segment_is_regenerated_and_never_cached():
     result = asyncio.run(refused())
     assert result.text == "em 2024" and [f.kind for f in result.flags] == ["numbers_mismatch"]
     assert not result.flags[0].regenerated and len(plane.cache) == 0
+
+
+@pytest.mark.parametrize("mode", ["flag", "off"])
+def test_a_model_can_flag_without_regenerating_or_skip_the_checks(tiny_models, mode):
+    """`output_checks = "flag"`: flags, one generation, never cached; "off": no checks, cached."""
+    model = {
+        "name": "tiny",
+        "task": "translation",
+        "source": str(tiny_models["marian"]),
+        "languages": ["en-pt"],
+        "output_checks": mode,
+    }
+    with BackgroundServer(make_config([model])) as running:
+        entry = running.server.registry.get("tiny")
+        before = entry.batcher.stats.segments  # the warm-up's
+        with dragoman.Client(running.address, retries=0) as c:
+            [t] = c.translate("The rate rose to 2,1% in 2023.", to="pt", source="en")
+        generated = entry.batcher.stats.segments - before
+        cached = len(running.server.dataplane.cache)
+    assert generated == 1  # no second pass
+    if mode == "flag":
+        [flag] = [f for f in t.flags if f.kind == output_checks.NUMBERS_MISMATCH]
+        assert not flag.regenerated and "not regenerated" in flag.detail and cached == 0
+    else:
+        assert t.flags == [] and cached == 1
 
 
 def test_glossary_placeholder_lost_is_flagged(client):

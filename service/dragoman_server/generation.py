@@ -118,10 +118,16 @@ class SegmentGenerator:
         self, future: asyncio.Future, key: tuple, entry: ModelEntry, tokens: int
     ) -> Generated:
         """The checked output of one segment: a flagged one is generated once more with stricter
-        parameters (output_checks.retry_params), carries its flags, and is never cached."""
+        parameters (output_checks.retry_params) unless the model's `output_checks` is "flag" (or
+        not checked at all: "off"), carries its flags, and is never cached."""
         result: Generated = await future
-        _, params, source = key
-        findings = await asyncio.to_thread(output_checks.check, source, result.text)
+        source = key[2]
+        mode = entry.config.output_checks
+        findings = (
+            []
+            if mode == "off"
+            else await asyncio.to_thread(output_checks.check, source, result.text)
+        )
         # Flags the engine raised itself (an instruction model's wrapper removed): the output is
         # kept but, like every flagged one, not cached (a cache hit would lose the flag).
         own = tuple(getattr(result, "flags", ()))
@@ -131,15 +137,10 @@ class SegmentGenerator:
             else:
                 self.flagged.update(f.kind for f in own)
             return result
-        try:
-            [again] = await entry.batcher.generate(
-                [source], [tokens], output_checks.retry_params(params, findings)
-            )
-        except Exception as exc:  # queue full, shutting down, model error: the first output stands
-            log.warning("model %s: regeneration of a flagged segment failed: %s", key[0], exc)
+        if mode == "flag":
             checked = output_checks.unregenerated(result, findings)
         else:
-            checked = await asyncio.to_thread(output_checks.choose, source, result, findings, again)
+            checked = await self._regenerate(entry, key, tokens, result, findings)
         if own:
             checked = dataclasses.replace(checked, flags=own + tuple(checked.flags))
         self.flagged.update(f.kind for f in checked.flags)
@@ -150,6 +151,24 @@ class SegmentGenerator:
             len(source),
             len(checked.text),
         )
+        return checked
+
+    @staticmethod
+    async def _regenerate(
+        entry: ModelEntry, key: tuple, tokens: int, result: Generated, findings: list
+    ) -> output_checks.CheckedOutput:
+        """A flagged segment generated once more with stricter parameters, the better output
+        kept (the first, flagged, when the regeneration fails)."""
+        _, params, source = key
+        try:
+            [again] = await entry.batcher.generate(
+                [source], [tokens], output_checks.retry_params(params, findings)
+            )
+        except Exception as exc:  # queue full, shutting down, model error: the first output stands
+            log.warning("model %s: regeneration of a flagged segment failed: %s", key[0], exc)
+            checked = output_checks.unregenerated(result, findings)
+        else:
+            checked = await asyncio.to_thread(output_checks.choose, source, result, findings, again)
         return checked
 
 

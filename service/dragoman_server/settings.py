@@ -373,6 +373,7 @@ TASKS = ("translation", "summarization")
 BACKENDS = ("torch", "ctranslate2")
 QUANTIZE = ("dynamic-int8",)
 BATCHING = ("continuous", "paged", "static")
+OUTPUT_CHECKS = ("regenerate", "flag", "off")
 # The named fields a `prompt_template` may use (see prompts.py).
 PROMPT_FIELDS = ("text", "source_language", "target_language", "words", "format")
 COMPUTE_TYPES = (
@@ -418,6 +419,9 @@ class ModelConfig:
     batching: str = "continuous"
     kv_cache_mb: int = 512  # KV-cache memory for continuous batching
     context_window: int | None = None  # cap on the model's own window (tokens)
+    # regenerate: a flagged segment is generated once more (see output_checks); flag: flagged
+    # only; off: not checked (for a benchmark's random-weight models, which fail every check).
+    output_checks: str = "regenerate"
 
     @property
     def pairs(self) -> tuple[tuple[str, str], ...]:
@@ -514,6 +518,7 @@ _MODEL_KEYS: dict[str, _Key] = {
     "batching": _Key("str", choices=BATCHING),
     "kv_cache_mb": _Key("int", minimum=1, maximum=1_048_576),
     "context_window": _Key("int", minimum=16, maximum=10_000_000),
+    "output_checks": _Key("str", choices=OUTPUT_CHECKS),
 }
 assert set(_MODEL_KEYS) == set(_MODEL_FIELDS), "every ModelConfig field needs a _Key"
 
