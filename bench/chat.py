@@ -1,6 +1,6 @@
 """Instruction-model benchmark: naive generate() vs static batching vs continuous batching.
 
-    python -m bench chat              # about 10 minutes on 2 cores
+    python -m bench chat              # about 17 minutes on 2 cores
     python -m bench chat --quick      # short windows, to check that it works
     python -m bench chat --window 240 --dtype bfloat16 --kv-cache-mb 96
 
