@@ -1,6 +1,6 @@
 """Instruction-model benchmark: naive generate() vs static batching vs continuous batching.
 
-    python -m bench chat              # about 10 minutes on 2 cores
+    python -m bench chat              # about 17 minutes on 2 cores
     python -m bench chat --quick      # short windows, to check that it works
     python -m bench chat --window 240 --dtype bfloat16 --kv-cache-mb 96
 
@@ -12,6 +12,13 @@ One run, one model, one seeded workload:
      as they would be after their EOS)
   c  continuous batching: `ContinuousBatcher`, 16 closed-loop clients
   d  the same through `TransformersContinuousBatcher` (transformers' paged continuous batching)
+  e  CTranslate2: the same weights converted (int8 by default) and run by `ctranslate2.Generator`
+     behind the same `Batcher` as b, 16 closed-loop clients. CTranslate2 has no iteration-level
+     batching (its KV cache is not exposed, so a request cannot join a running batch), but it drops
+     a row from the running batch when the step callback returns True for it: each row stops at
+     its own length, so a batch costs its rows' useful tokens (not 16 x its longest, as in b),
+     yet returns only when its longest row ends. One inter-op worker with `--threads` intra-op
+     threads: the same CPU as the torch modes.
 The model is a random Qwen2 with Qwen2.5-0.5B's dimensions (hidden 896, 24 layers, 14 heads, 2 KV
 heads, intermediate 4864, vocab 151,936; tied embeddings), with copy-chat's byte-level BPE tokenizer
 and chat template, its vocabulary padded to 151,936. Prompts are chat-templated news sentences
@@ -214,6 +221,106 @@ class StaticEngine:
         ]
 
 
+class CT2Engine(StaticEngine):
+    """StaticEngine's contract run by `ctranslate2.Generator.generate_batch`: EOS held back until
+    the batch's longest row (min_length), each row stopped at its own length by the callback."""
+
+    backend = "ctranslate2"
+
+    def __init__(self, generator, tokenizer, requests, deadline: float):
+        super().__init__(None, tokenizer, requests, deadline)
+        self.generator = generator
+        self.steps = 0  # decoding steps run, over all batches
+        self.tokens = {}  # request index -> prompt as tokens, converted once
+
+    def generate(self, texts, params, should_stop=None):
+        from dragoman_server.engines.base import Generated
+
+        indices = [int(t) for t in texts]
+        for i in indices:
+            if i not in self.tokens:
+                self.tokens[i] = self.tokenizer.convert_ids_to_tokens(self.requests[i][0])
+        lengths = [self.requests[i][1] for i in indices]
+        produced = [0] * len(indices)
+        stopped = False
+
+        def step(result) -> bool:
+            nonlocal stopped
+            if not stopped and (
+                time.monotonic() >= self.deadline or (should_stop and should_stop())
+            ):
+                stopped = True
+            if stopped:
+                return True
+            produced[result.batch_id] += 1
+            return produced[result.batch_id] >= lengths[result.batch_id]
+
+        longest = max(lengths)
+        results = self.generator.generate_batch(
+            [self.tokens[i] for i in indices], max_length=longest, min_length=longest,
+            include_prompt_in_result=False, callback=step,
+        )  # fmt: skip
+        self.useful += sum(produced)
+        self.steps += max(produced)
+        return [
+            Generated(
+                self.tokenizer.decode(r.sequences_ids[0], skip_special_tokens=True),
+                len(self.requests[i][0]),
+                n,
+            )
+            for r, i, n in zip(results, indices, produced, strict=True)
+        ]
+
+
+def convert_ct2(model, tokenizer, compute_type: str, directory: Path) -> Path:
+    """The benchmark's model, saved and converted by CTranslate2's TransformersConverter."""
+    import warnings
+
+    import ctranslate2
+
+    hf = directory / "hf"
+    model.save_pretrained(hf)
+    tokenizer.save_pretrained(hf)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        converter = ctranslate2.converters.TransformersConverter(str(hf))
+        quantization = None if compute_type == "float32" else compute_type
+        converter.convert(str(directory / "ct2"), quantization=quantization, force=True)
+    shutil.rmtree(hf)
+    return directory / "ct2"
+
+
+def ctranslate2_mode(generator, tokenizer, requests, window: float) -> dict:
+    from dragoman_server.batcher import Batcher
+    from dragoman_server.engines.base import GenerationParams
+
+    rss = _RssSampler()
+    started, cpu = time.monotonic(), _cpu_seconds()
+    engine = CT2Engine(generator, tokenizer, requests, started + window)
+    batcher = Batcher(engine, max_batch_size=CLIENTS, max_batch_tokens=10**6, max_queue_delay_ms=5)
+    params = GenerationParams()
+
+    async def call(i):
+        r = (await batcher.generate([str(i)], [len(requests[i][0])], params))[0]
+        return r.output_tokens >= requests[i][1]
+
+    async def run():
+        result = await _clients(call, requests, window)
+        await asyncio.to_thread(batcher.close, 600)
+        return result
+
+    short, completed = asyncio.run(run())
+    elapsed = time.monotonic() - started
+    rss.stop()
+    return {
+        "tokens": engine.useful, "seconds": elapsed, "tokens_per_s": engine.useful / elapsed,
+        "tokens_per_cpu_s": engine.useful / max(1e-9, _cpu_seconds() - cpu),
+        "completed": completed, "batches": batcher.stats.batches,
+        "mean_rows_per_step": engine.useful / max(1, engine.steps),
+        "peak_rss_mb": rss.peak / 2**20, "short_latency": _percentiles(short),
+    }  # fmt: skip
+
+
 async def _clients(call, requests, window: float) -> tuple[list[float], int]:
     """16 closed-loop clients taking the next request in order until the window ends."""
     deadline = time.monotonic() + window
@@ -361,12 +468,21 @@ def main(argv=None) -> int:
         "--threads", type=int, default=1,
         help="torch intra-op threads (OMP_NUM_THREADS) for every mode; 0: torch's default",
     )  # fmt: skip
+    parser.add_argument(
+        "--ct2-window", type=float, default=240.0,
+        help="seconds for e, CTranslate2 behind the batcher (0: skip)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--ct2-compute-type", default="int8",
+        help="CTranslate2 compute type for e (int8, int8_float32, int16, float32...)",
+    )  # fmt: skip
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
     parser.add_argument("--kv-cache-mb", type=float, default=96.0)
     parser.add_argument("--requests", type=int, default=400, help="workload size (upper bound)")
     args = parser.parse_args(argv)
     if args.quick:
         args.window, args.naive_window, args.transformers_window = 30.0, 20.0, 20.0
+        args.ct2_window = min(args.ct2_window, 30.0)
     if args.threads:
         # Before torch loads, so that every thread (main, batchers' workers) gets the same pool.
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
@@ -405,11 +521,38 @@ def main(argv=None) -> int:
             model, tokenizer, requests, args.transformers_window,
             int(args.kv_cache_mb * 2**20), implementation="transformers",
         )  # fmt: skip
+    if args.ct2_window > 0:
+        out["e"] = _ctranslate2(model, tokenizer, requests, args, log)
     out["load_average_after"] = os.getloadavg()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "chat-latest.json").write_text(json.dumps(out, indent=1))
     report(out)
     return 0
+
+
+def _ctranslate2(model, tokenizer, requests, args, log) -> dict:
+    import ctranslate2
+
+    with tempfile.TemporaryDirectory() as tmp:
+        log("e: converting to CTranslate2,", args.ct2_compute_type)
+        t0 = time.monotonic()
+        path = convert_ct2(model, tokenizer, args.ct2_compute_type, Path(tmp))
+        converted = time.monotonic() - t0
+        size = sum(f.stat().st_size for f in path.iterdir())
+        generator = ctranslate2.Generator(
+            str(path), device="cpu", compute_type=args.ct2_compute_type, inter_threads=1,
+            intra_threads=args.threads,
+        )  # fmt: skip
+    generator.generate_batch([tokenizer.convert_ids_to_tokens(requests[0][0])] * CLIENTS,
+                             max_length=3, min_length=3, include_prompt_in_result=False)  # fmt: skip
+    log("e: CTranslate2 behind the batcher,", CLIENTS, "clients,", args.ct2_window, "s")
+    result = ctranslate2_mode(generator, tokenizer, requests, args.ct2_window)
+    result.update(
+        ctranslate2=ctranslate2.__version__, compute_type=args.ct2_compute_type,
+        convert_s=converted, model_mb=size / 2**20,
+    )  # fmt: skip
+    del generator
+    return result
 
 
 def report(out: dict) -> None:
@@ -426,8 +569,9 @@ def report(out: dict) -> None:
     names = {
         "a": "(a) naive generate()", "b": "(b) static batching", "c": "(c) continuous",
         "d": "(d) continuous, transformers' paged implementation",
+        "e": f"(e) CTranslate2 {out.get('e', {}).get('compute_type', '')} behind the batcher",
     }  # fmt: skip
-    for k in [k for k in "abcd" if k in out]:
+    for k in [k for k in "abcde" if k in out]:
         d = out[k]
         s = d["short_latency"]
         print(f"| {names[k]} | {d['tokens_per_s']:.1f} | {d['tokens_per_cpu_s']:.1f} | "
@@ -438,6 +582,14 @@ def report(out: dict) -> None:
     if "p50" in c["short_latency"] and "p50" in b["short_latency"]:
         ratio = c["short_latency"]["p50"] / b["short_latency"]["p50"]
         print(f"short p50 c/b {ratio:.2f}x (target <= 0.5x)")
+    if "e" in out:
+        e = out["e"]
+        line = f"e/c tokens/s {e['tokens_per_s'] / c['tokens_per_s']:.2f}x"
+        if "p50" in e["short_latency"] and "p50" in c["short_latency"]:
+            line += f"; short p50 e/c {e['short_latency']['p50'] / c['short_latency']['p50']:.2f}x"
+        print(f"{line} (CTranslate2 {e['ctranslate2']}, {e['compute_type']}, model "
+              f"{e['model_mb']:.0f} MB, converted in {e['convert_s']:.0f} s; mean rows per step "
+              f"{e['mean_rows_per_step']:.1f}; peak RSS during e {e['peak_rss_mb']:.0f} MB)")  # fmt: skip
     print(f"memory: RSS before model {out['rss_before_model_mb']:.0f} MB, after model "
           f"{out['rss_after_model_mb']:.0f} MB (weights {out['weights_mb']:.0f} MB); peak during c "
           f"{c['peak_rss_mb']:.0f} MB; KV budget {c['kv_budget_mb']:.0f} MB, peak KV "

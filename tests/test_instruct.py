@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dragoman
-from conftest import COPY_MODEL, ROOT, make_config
+from conftest import COPY_MODEL, ROOT, copy_model, make_config
 from dragoman.v1 import dragoman_pb2 as pb
 from dragoman.v1 import dragoman_pb2_grpc as pb_grpc
 from dragoman_server.errors import ConfigError
@@ -630,6 +630,33 @@ def test_instruction_keys_on_a_seq2seq_model_fail_its_load():
         entry = running.server.registry.entries["seq2seq"]
         assert entry.state.value == "failed"
         assert "instruction" in entry.error and "\n" not in entry.error
+
+
+def test_ctranslate2_backend_on_an_instruction_model_fails_its_load_unconverted(
+    chat_models, tmp_path, monkeypatch
+):
+    """CTranslate2 serves seq2seq models only (bench chat, mode e: no faster than continuous
+    batching for instruction models); asking for it is one line, before any conversion."""
+    cache = tmp_path / "ct2-cache"
+    monkeypatch.setenv("DRAGOMAN_CT2_CACHE", str(cache))
+    model = {
+        "name": "qwen-ct2",
+        "task": "translation",
+        "source": str(chat_models["qwen"]),
+        "languages": ["fr-en"],
+        "backend": "ctranslate2",
+    }
+    with BackgroundServer(make_config([model, copy_model("marian", "en-de")])) as running:
+        entry = running.server.registry.entries["qwen-ct2"]
+        assert entry.state.value == "failed"
+        assert "ctranslate2" in entry.error and "decoder-only" in entry.error
+        assert "remove `backend`" in entry.error and "\n" not in entry.error
+        assert running.server.registry.entries["marian"].state.value == "ready"
+        with dragoman.Client(running.address, timeout=60) as c:
+            with pytest.raises(dragoman.DragomanError) as caught:
+                c.translate("Le budget.", "en", source="fr")
+        assert caught.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert not cache.exists() or not any(cache.iterdir())
 
 
 def test_sliding_window_model_falls_back_to_static_batching(tmp_path):
