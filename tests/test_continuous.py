@@ -14,7 +14,7 @@ import pytest
 from dragoman_server.continuous import (
     ContinuousBatcher,
     GenerationStream,
-    kv_bytes_per_token,
+    kv_budget_bytes,
     make_continuous_batcher,
 )
 from dragoman_server.errors import InvalidArgument, ResourceExhausted, Unavailable
@@ -209,6 +209,51 @@ def test_cancelling_the_awaiting_task_frees_the_slot_and_its_cache(random_model)
     assert stats.steps < 239 + 4  # fewer than the long one run to its end, then the short one
 
 
+def test_the_cache_is_allocated_once_and_written_in_place(random_model):
+    """Rows of different reservations join, leave, and one is cancelled mid-batch (the last row
+    moves into its slot): the cache keeps its one buffer, every step reads views of it, the
+    others still match generate(), and the cancelled slot is taken by a later request."""
+    model, tok = random_model
+    texts = ["Olá", "A long sentence about the summit in Brussels and the budget.", "7.2%"]
+    jobs = [(t, n) for n in (5, 30, 12) for t in texts]  # nine requests, reserves differ
+    prompts = [_prompt(tok, t) for t, _ in jobs]
+    reference = [_generate(model, tok, p, n, n) for p, (_, n) in zip(prompts, jobs, strict=True)]
+    seen = []
+
+    async def main():
+        batcher = _batcher(model, tok, max_batch_size=4)
+        store = batcher._kv.store
+        start, end = store.data_ptr(), store.data_ptr() + store.numel() * store.element_size()
+
+        def observe(name, rows, waiting, seconds):  # on the worker thread, after each step
+            views = [v for pair in batcher._kv.views for v in pair]
+            inside = all(start <= v.data_ptr() < end for v in views)
+            seen.append((batcher._kv.store.data_ptr(), batcher._kv.store.numel(), inside, rows))
+
+        batcher.observer = observe
+        try:
+            victim = batcher.submit(prompts[0], max_new_tokens=200, min_new_tokens=200)
+            streams = [batcher.submit(p, max_new_tokens=n, min_new_tokens=n)
+                       for p, (_, n) in zip(prompts[:2], jobs[:2], strict=True)]  # fmt: skip
+            await _eventually(lambda: batcher.stats.steps >= 3)
+            victim.cancel()  # slot 0 of three rows: the last row moves into it
+            for p, (_, n) in zip(prompts[2:], jobs[2:], strict=True):
+                streams.append(batcher.submit(p, max_new_tokens=n, min_new_tokens=n))
+                await asyncio.sleep(0.005)
+            results = await asyncio.wait_for(asyncio.gather(*map(_collect, streams)), LIMIT)
+            await _eventually(lambda: batcher.active == 0)
+            return [text for text, _ in results], batcher.stats, (start, store.numel())
+        finally:
+            batcher.close()
+
+    texts_out, stats, (ptr, numel) = asyncio.run(main())
+    assert texts_out == reference and stats.cancelled == 1
+    assert seen and all(p == ptr and n == numel and inside for p, n, inside, _ in seen)
+    assert max(rows for *_, rows in seen) == 4  # the cancelled slot was used again
+    assert stats.relayouts >= 1  # slots were re-cut as the longest reservation changed
+    assert stats.kv_bytes == 0 and stats.kv_store_bytes == numel * 4
+
+
 def test_a_consumer_that_stops_reading_cancels_its_request(random_model):
     model, tok = random_model
 
@@ -232,13 +277,15 @@ def test_a_consumer_that_stops_reading_cancels_its_request(random_model):
 def test_kv_budget_bounds_the_batch_and_a_full_queue_is_refused(random_model):
     model, tok = random_model
     prompt = _prompt(tok, "Olá")
-    per_token = kv_bytes_per_token(model.config, 4)
     new = 150  # long enough that the first two are still running when the others arrive
     reserve = len(prompt) + new
-    budget = 2 * reserve * per_token  # room for two such requests, not three
+    # Room for two such requests, not three, beside one step's working memory.
+    budget = kv_budget_bytes(model.config, 4, 2 * reserve, rows=8, prefill_tokens=32)
 
     async def main():
-        batcher = _batcher(model, tok, kv_cache_bytes=budget, max_queue_size=2)
+        batcher = _batcher(
+            model, tok, kv_cache_bytes=budget, max_queue_size=2, prefill_chunk_tokens=32
+        )
         try:
             streams = [
                 batcher.submit(prompt, max_new_tokens=new, min_new_tokens=new) for _ in range(2)
@@ -266,10 +313,10 @@ def test_kv_budget_bounds_the_batch_and_a_full_queue_is_refused(random_model):
 def test_requests_that_can_never_fit_are_invalid(random_model):
     model, tok = random_model
     prompt = _prompt(tok, "Olá")
-    per_token = kv_bytes_per_token(model.config, 4)
+    budget = kv_budget_bytes(model.config, 4, len(prompt) + 10, rows=8, prefill_tokens=32)
 
     async def main():
-        small = _batcher(model, tok, kv_cache_bytes=(len(prompt) + 10) * per_token)
+        small = _batcher(model, tok, kv_cache_bytes=budget, prefill_chunk_tokens=32)
         try:
             with pytest.raises(InvalidArgument) as cache:
                 small.submit(prompt, max_new_tokens=11)

@@ -15,18 +15,23 @@ without per-request logits processors. So `ContinuousBatcher` is Dragoman's own 
 model's forward pass, written by hand because no kept library offers iteration-level batching over
 an unmodified HF model on CPU with a hard KV budget:
 
-- the running batch shares one `DynamicCache` whose rows are *left-padded* to a common width, with
-  a 2-D attention mask marking each row's real tokens and explicit `position_ids` per row (the
-  same layout `generate()` uses for a left-padded batch, so greedy results match it);
-- a new request is prefilled alone (in chunks of `prefill_chunk_tokens`, interleaved with decode
-  steps so that a long prompt does not stall the others), then its cache is padded and concatenated
-  into the batch; a finished or cancelled row is dropped with `index_select`, and the columns that
-  no remaining row uses are trimmed from the left;
-- KV memory is bounded by `kv_cache_bytes`: since rows are padded to the longest, admission
-  reserves `rows x longest (prompt + max_new_tokens)` tokens of cache, which bounds the real cache
-  at every step; a request that cannot fit now waits in a bounded FIFO queue, a full queue is
-  refused with RESOURCE_EXHAUSTED (KV_CACHE_FULL), and one that could never fit with
-  INVALID_ARGUMENT (SEGMENT_TOO_LONG).
+- the KV cache is allocated once, at construction, and written in place (`SlotCache`): each
+  layer's keys and values are one buffer viewed as [slots, KV heads, width, head dim]; row r of the
+  running batch owns slot r and holds its tokens at columns [0, length). A decode step writes each
+  row's new column at its own length, and attention reads the first `rows` slots up to the longest
+  row, a 2-D mask hiding each row's columns past its length, with explicit `position_ids` per row
+  (greedy results match `generate()`). Nothing is concatenated or copied per step, so the cache
+  never allocates after start and the allocator is not left holding old copies of it;
+- a new request is prefilled alone into its slot (in chunks of `prefill_chunk_tokens`, interleaved
+  with decode steps so that a long prompt does not stall the others) and joins the batch; a
+  finished or cancelled row leaves by moving the last row into its slot (one row's copy);
+- memory is bounded by `kv_cache_bytes`, which counts the cache *and* one step's working memory
+  (`step_memory`: activations, logits, and the keys that attention expands for a chunked prefill),
+  so the cache holds `cache_tokens = (kv_cache_bytes - fixed) // (bytes_per_token + per_token)`.
+  Slots are as wide as the longest reservation (prompt + max_new_tokens) among the running
+  requests, so admission reserves `rows x longest <= cache_tokens`; a request that cannot fit now
+  waits in a bounded FIFO queue, a full queue is refused with RESOURCE_EXHAUSTED (KV_CACHE_FULL),
+  and one that could never fit with INVALID_ARGUMENT (SEGMENT_TOO_LONG).
 
 The implementation stays a choice (`make_continuous_batcher(implementation=...)`): "dragoman" (the
 default, best measured on CPU) or "transformers" (paged attention, flash kernels and CUDA graphs:
@@ -40,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -47,7 +53,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .engines.base import Generated
-from .errors import Internal, InvalidArgument, ResourceExhausted, Unavailable
+from .errors import Internal, InvalidArgument, ModelLoadError, ResourceExhausted, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +61,34 @@ log = logging.getLogger(__name__)
 StepObserver = Callable[[str, int, int, float], None]
 
 _END = object()
+PREFILL_BUCKET = 32  # prefill chunks are padded to a multiple of this many tokens
+TRIM_SECONDS = 1.0
+KERNEL_CACHE_ENTRIES = 32
+
+
+def bound_kernel_caches(entries: int = KERNEL_CACHE_ENTRIES) -> None:
+    """Cap oneDNN's primitive cache and ideep's (torch's bf16 matmuls on CPU) at `entries` each,
+    unless the environment already sets them. Call before the first model runs.
+
+    Each keeps a compiled kernel per matrix shape (0.6-1 MB each, measured for a 0.5B model), 1,024
+    of each by default: a batcher whose row count and prompt lengths vary would otherwise grow by
+    tens of MB of kernels. A decode step and a prefill use about 14 shapes, so 32 keeps them; a
+    shape that was evicted is compiled again in about a millisecond.
+    """
+    for name in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"):
+        os.environ.setdefault(name, str(entries))
+
+
+def _libc_malloc_trim():
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_malloc_trim = _libc_malloc_trim()
 
 
 @dataclass
@@ -71,9 +105,11 @@ class ContinuousStats:
     refused: int = 0  # submit() refusals (queue full)
     largest_batch: int = 0
     busy_seconds: float = 0.0
-    kv_bytes: int = 0  # KV cache held now (padded rows x width)
+    kv_bytes: int = 0  # KV cache in use now (tokens held by running and prefilling rows)
     peak_kv_bytes: int = 0
     reserved_kv_bytes: int = 0  # what admission holds for the running rows now
+    kv_store_bytes: int = 0  # the cache allocated at start (cache_tokens x bytes per token)
+    relayouts: int = 0  # times the slots were re-cut for a new longest reservation
 
 
 def kv_bytes_per_token(config, dtype_size: int) -> int:
@@ -83,6 +119,146 @@ def kv_bytes_per_token(config, dtype_size: int) -> int:
     kv_heads = getattr(text, "num_key_value_heads", None) or heads
     head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
     return 2 * text.num_hidden_layers * kv_heads * head_dim * dtype_size
+
+
+def step_memory(config, dtype_size: int, rows: int, prefill_tokens: int) -> tuple[int, int]:
+    """Working memory of one step beyond the KV cache, as (fixed bytes, bytes per cached token).
+
+    Fixed: the larger of a decode step at `rows` rows and a prefill chunk of `prefill_tokens`: the
+    activations of one layer per token (hidden states, attention projections and the MLP's three
+    intermediate tensors) and the logits (one row of the vocabulary per row; prefill keeps only its
+    last position). Per cached token: a prefill chunk after the first attends through a mask, so
+    transformers' SDPA path expands the keys and values of the row's span to all query heads
+    (`repeat_kv`), plus that mask's column. Decode steps group the query heads instead (no copy).
+    """
+    text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
+    heads = text.num_attention_heads
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
+    vocab = text.vocab_size
+    per_token = (4 * text.hidden_size + 3 * text.intermediate_size) * dtype_size
+    decode = rows * (per_token + vocab * dtype_size)
+    prefill = prefill_tokens * per_token + vocab * dtype_size
+    return max(decode, prefill), 2 * heads * head_dim * dtype_size + prefill_tokens
+
+
+def kv_budget_bytes(config, dtype_size: int, tokens: int, rows: int, prefill_tokens: int) -> int:
+    """The `kv_cache_bytes` under which `ContinuousBatcher` holds `tokens` tokens of cache."""
+    fixed, per_token = step_memory(config, dtype_size, rows, prefill_tokens)
+    return fixed + tokens * (kv_bytes_per_token(config, dtype_size) + per_token)
+
+
+class SlotCache:
+    """The running batch's KV cache: allocated once at `tokens` tokens, written in place.
+
+    Each layer's keys (and values) are one flat buffer of tokens x KV heads x head dim, viewed as
+    [slots, heads, width, dim] with slots x width <= tokens: slot r holds one request's tokens at
+    columns [0, length). `cache` is a transformers `Cache` whose layers write the forward pass's
+    new keys and values into the slots set by `decode()` or `prefill()` and return views (no copy).
+    """
+
+    def __init__(self, config, tokens: int, dtype, device):
+        import torch
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
+
+        text = config.get_text_config(decoder=True)
+        heads = text.num_attention_heads
+        self.kv_heads = getattr(text, "num_key_value_heads", None) or heads
+        self.head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
+        self.tokens = max(1, tokens)
+        # Zeroed, not empty: a column past a row's length is masked, but 0 x NaN would still be NaN.
+        self.store = torch.zeros(
+            (text.num_hidden_layers, 2, self.tokens * self.kv_heads * self.head_dim),
+            dtype=dtype,
+            device=device,
+        )
+        self._torch = torch
+        self.width, self.slots, self.views = 0, 0, []
+        self.layout(self.tokens)
+        self._slot: int | None = None  # prefill: the slot written; decode: None
+        self._start = 0  # prefill: first column written
+        self._rows = None  # decode: arange(rows)
+        self._columns = None  # decode: each row's column for its new token
+        self._span = 0  # columns attention reads this step
+        owner = self
+
+        class _Layer(DynamicLayer):
+            def __init__(self, index: int):
+                super().__init__()
+                self.index = index
+                self.is_initialized = True
+
+            def lazy_initialization(self, key_states, value_states) -> None:
+                pass
+
+            def update(self, key_states, value_states, *args, **kwargs):
+                return owner._write(self.index, key_states, value_states)
+
+            def get_seq_length(self) -> int:
+                return owner._past
+
+            def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+                return owner._past + query_length, 0
+
+        self.cache = DynamicCache(config=config)
+        self.cache.layers = [_Layer(i) for i in range(text.num_hidden_layers)]
+        self._past = 0
+
+    @property
+    def nbytes(self) -> int:
+        return self.store.numel() * self.store.element_size()
+
+    def layout(self, width: int, keep_slots: int = 0, keep_columns: int = 0) -> None:
+        """Cut the buffers into slots of `width` tokens, moving the first `keep_slots` slots'
+        first `keep_columns` columns there (one layer's copy at a time)."""
+        width = max(1, min(width, self.tokens))
+        slots = self.tokens // width
+        shape = (slots, self.kv_heads, width, self.head_dim)
+        views = []
+        for layer in range(self.store.shape[0]):
+            pair = []
+            for kv in range(2):
+                new = self.store[layer, kv, : slots * width * self.kv_heads * self.head_dim]
+                new = new.view(shape)
+                if keep_slots and keep_columns:
+                    # The old and new views share memory: copy out first.
+                    kept = self.views[layer][kv][:keep_slots, :, :keep_columns].clone()
+                    new[:keep_slots, :, :keep_columns] = kept
+                pair.append(new)
+            views.append(tuple(pair))
+        self.views, self.width, self.slots = views, width, slots
+
+    def move(self, source: int, target: int, columns: int) -> None:
+        """Copy slot `source`'s first `columns` columns to slot `target`."""
+        for pair in self.views:
+            for view in pair:
+                view[target, :, :columns] = view[source, :, :columns]
+
+    def decode(self, lengths) -> None:
+        """The next forward pass is a decode step of rows 0..n-1 holding `lengths` tokens."""
+        torch = self._torch
+        self._slot = None
+        self._rows = torch.arange(len(lengths), device=self.store.device)
+        self._columns = lengths.to(self.store.device)
+        self._span = int(lengths.max()) + 1
+        self._past = self._span - 1
+
+    def prefill(self, slot: int, start: int) -> None:
+        """The next forward pass writes one prompt chunk at columns `start`.. of `slot`."""
+        self._slot, self._start, self._past = slot, start, start
+
+    def _write(self, layer: int, keys, values):
+        k, v = self.views[layer]
+        if self._slot is None:
+            rows, n = self._rows, len(self._rows)
+            k[rows, :, self._columns] = keys[:, :, 0]
+            v[rows, :, self._columns] = values[:, :, 0]
+            return k[:n, :, : self._span], v[:n, :, : self._span]
+        slot, start = self._slot, self._start
+        end = start + keys.shape[2]
+        k[slot, :, start:end] = keys[0]
+        v[slot, :, start:end] = values[0]
+        return k[slot : slot + 1, :, :end], v[slot : slot + 1, :, :end]
 
 
 class GenerationStream:
@@ -165,7 +341,7 @@ class _Request:
     ended_by_eos: bool = False
     emitted: int = 0  # characters of text already sent as deltas
     prefilled: int = 0  # prompt tokens already in `cache`
-    cache: object | None = None  # its own DynamicCache while it is prefilled
+    slot: int | None = None  # its cache slot while it is prefilled (then its row's index)
 
     @property
     def reserve(self) -> int:
@@ -196,7 +372,7 @@ class ContinuousBatcher:
         eos_token_ids: Iterable[int],
         observer: StepObserver | None = None,
         max_queue_size: int | None = None,
-        prefill_chunk_tokens: int = 512,
+        prefill_chunk_tokens: int = 256,
         max_window: int | None = None,
     ):
         import torch
@@ -218,20 +394,40 @@ class ContinuousBatcher:
         self.max_window = (
             min(w for w in (window, max_window) if w) if window or max_window else None
         )
-        self.device = next(model.parameters()).device
-        dtype_size = next(model.parameters()).element_size()
+        parameter = next(model.parameters())
+        self.device = parameter.device
+        dtype_size = parameter.element_size()
         self.bytes_per_token = kv_bytes_per_token(config, dtype_size)
         self.stats = ContinuousStats()
         self._check_model()
+        fixed, per_token = step_memory(
+            config, dtype_size, self.max_batch_size, self.prefill_chunk_tokens
+        )
+        # A small budget takes shorter prefill chunks (more passes) rather than fewer tokens.
+        while self.prefill_chunk_tokens > PREFILL_BUCKET and fixed > kv_cache_bytes // 4:
+            self.prefill_chunk_tokens = max(PREFILL_BUCKET, self.prefill_chunk_tokens // 2)
+            fixed, per_token = step_memory(
+                config, dtype_size, self.max_batch_size, self.prefill_chunk_tokens
+            )
+        self.step_bytes = fixed
+        # The budget holds the cache and one step's working memory (see step_memory).
+        self.cache_tokens = max(0, (kv_cache_bytes - fixed) // (self.bytes_per_token + per_token))
+        if self.cache_tokens < 1:
+            raise ModelLoadError(
+                f"model {name!r}: kv_cache_mb ({kv_cache_bytes / 2**20:.1f} MiB) does not cover "
+                f"one step's working memory ({fixed / 2**20:.1f} MiB at {self.max_batch_size} "
+                "rows) and a token of cache; raise kv_cache_mb"
+            )
+        self._kv = SlotCache(config, self.cache_tokens, parameter.dtype, self.device)
+        self.stats.kv_store_bytes = self._kv.nbytes
         self._eos = torch.tensor(sorted(self.eos_token_ids), dtype=torch.long, device=self.device)
         self._queue: deque[_Request] = deque()  # waiting for admission, FIFO
         self._cond = threading.Condition()
         self._running = True
         self._prefilling: deque[_Request] = deque()  # admitted, prompt not yet all in cache
-        self._rows: list[_Request] = []  # the running batch, in cache row order
-        self._cache = None  # DynamicCache of the running batch
-        self._mask = None  # [rows, width] attention mask of the running batch
+        self._rows: list[_Request] = []  # the running batch; row i is in cache slot i
         self._step_seconds = 0.1  # moving average, for retry_after_s
+        self._trimmed = 0.0  # when _trim_now last ran
         self._outbox: list = []  # (loop, method, args) to deliver after the current step
         self._thread = threading.Thread(target=self._work, name=f"continuous-{name}", daemon=True)
         self._thread.start()
@@ -315,6 +511,7 @@ class ContinuousBatcher:
                         break
                     self._admit_locked()
                 self._drop_cancelled()
+                self._fit_slots()
                 try:
                     if self._prefilling:
                         self._prefill_chunk()
@@ -323,8 +520,21 @@ class ContinuousBatcher:
                 except Exception as exc:  # a model failure fails the requests it ran for
                     self._fail_running(exc)
                 self._deliver()
+                self._trim_now()
         self._shut_down()
         self._deliver()
+
+    def _trim_now(self) -> None:
+        """Give glibc's free memory back to the system, at most every TRIM_SECONDS.
+
+        A step's activations and logits change size with the rows and the prompt lengths, so the
+        worker thread's malloc arena holds freed chunks of every size it has seen (measured: tens
+        of MB at 16 rows of a 0.5B model); trimming returns their pages, for about a millisecond.
+        """
+        now = time.monotonic()
+        if _malloc_trim is not None and now - self._trimmed >= TRIM_SECONDS:
+            self._trimmed = now
+            _malloc_trim(0)
 
     def _deliver(self) -> None:
         """Send this step's deltas and results to their loops, one wake-up per loop."""
@@ -351,9 +561,9 @@ class ContinuousBatcher:
             if len(running) >= self.max_batch_size:
                 return
             longest = max([r.reserve for r in running] + [head.reserve])
-            reserved = (len(running) + 1) * longest * self.bytes_per_token
-            if running and reserved > self.kv_cache_bytes:
+            if running and (len(running) + 1) * longest > self.cache_tokens:
                 return  # FIFO: the head waits for room, the others wait behind it
+            reserved = (len(running) + 1) * longest * self.bytes_per_token
             self._queue.popleft()
             self._prefilling.append(head)
             self.stats.joined += 1
@@ -362,7 +572,7 @@ class ContinuousBatcher:
     def _drop_cancelled(self) -> None:
         for request in [r for r in self._prefilling if r.cancelled]:
             self._prefilling.remove(request)
-            request.cache = None
+            request.slot = None
             self.stats.cancelled += 1
             self.stats.left += 1
         gone = [i for i, r in enumerate(self._rows) if r.cancelled]
@@ -370,70 +580,67 @@ class ContinuousBatcher:
             self.stats.cancelled += len(gone)
             self._remove_rows(gone)
 
+    def _fit_slots(self) -> None:
+        """Re-cut the slots when the running requests' longest reservation needs wider slots, or
+        their number more slots, than the current cut (after admission)."""
+        running = self._rows + list(self._prefilling)
+        if not running:
+            return
+        kv = self._kv
+        longest = max(r.reserve for r in running)
+        if longest <= kv.width and len(running) <= kv.slots:
+            return
+        head = self._prefilling[0] if self._prefilling else None
+        used = len(self._rows) + (1 if head and head.slot is not None else 0)
+        held = [r.length - 1 for r in self._rows] + ([head.prefilled] if head else [])
+        kv.layout(longest, used, max(held))
+        self.stats.relayouts += 1
+
     def _prefill_chunk(self) -> None:
         torch = self._torch
-        from transformers import DynamicCache
-
         request = self._prefilling[0]
-        if request.cache is None:
-            request.cache = DynamicCache(config=self.model.config)
+        if request.slot is None:
+            request.slot = len(self._rows)  # the first free slot: rows hold 0..rows-1
         start = request.prefilled
         chunk = request.prompt_ids[start : start + self.prefill_chunk_tokens]
+        # Padded at the end to a multiple of PREFILL_BUCKET (where the slot has room): oneDNN and
+        # torch keep a compiled kernel per matrix shape for good, so a prompt length per shape
+        # would grow the process by megabytes per new length. The causal mask keeps the padding
+        # out of the real positions; its cache columns are past the row's length (masked, and
+        # overwritten by the output).
+        room = min(self.prefill_chunk_tokens, self._kv.width - start)
+        padded = max(len(chunk), min(room, -(-len(chunk) // PREFILL_BUCKET) * PREFILL_BUCKET))
+        ids = chunk + [chunk[-1]] * (padded - len(chunk))
         started = time.perf_counter()
         try:
+            self._kv.prefill(request.slot, start)
             out = self.model(
-                input_ids=torch.tensor([chunk], device=self.device),
-                position_ids=torch.arange(start, start + len(chunk), device=self.device)[None],
-                cache=request.cache,
+                input_ids=torch.tensor([ids], device=self.device),
+                position_ids=torch.arange(start, start + padded, device=self.device)[None],
+                cache=self._kv.cache,
                 use_cache=True,
-                logits_to_keep=1,
+                logits_to_keep=torch.tensor([len(chunk) - 1], device=self.device),
             )
         except Exception as exc:
             self._prefilling.popleft()
-            request.cache = None
+            request.slot = None
             self._fail([request], exc)
             return
         self.stats.prefills += 1
         self.stats.busy_seconds += time.perf_counter() - started
         request.prefilled += len(chunk)
         if request.prefilled < len(request.prompt_ids):
+            self._account()
             return
         self._prefilling.popleft()
         token = self._pick(out.logits[:, -1, :], [request])[0]
-        cache, request.cache = request.cache, None
+        slot, request.slot = request.slot, None
         if self._append(request, token):
             self.stats.left += 1
+            self._account()
             return
-        self._join(request, cache)
-
-    def _join(self, request: _Request, cache) -> None:
-        """Pad the running batch's cache and the newcomer's to one width, then stack them."""
-        torch = self._torch
-        pad = torch.nn.functional.pad
-        width = len(request.prompt_ids)
-        ones = torch.ones((1, width), dtype=torch.long, device=self.device)
-        if not self._rows:
-            self._cache, self._mask, self._rows = cache, ones, [request]
-        else:
-            old = self._mask.shape[1]
-            new_width = max(old, width)
-            for mine, theirs in zip(self._cache.layers, cache.layers, strict=True):
-                mine.keys = torch.cat(
-                    [
-                        pad(mine.keys, (0, 0, new_width - old, 0)),
-                        pad(theirs.keys, (0, 0, new_width - width, 0)),
-                    ]
-                )
-                mine.values = torch.cat(
-                    [
-                        pad(mine.values, (0, 0, new_width - old, 0)),
-                        pad(theirs.values, (0, 0, new_width - width, 0)),
-                    ]
-                )
-            self._mask = torch.cat(
-                [pad(self._mask, (new_width - old, 0)), pad(ones, (new_width - width, 0))]
-            )
-            self._rows.append(request)
+        assert slot == len(self._rows)  # _keep_head_next
+        self._rows.append(request)
         self.stats.largest_batch = max(self.stats.largest_batch, len(self._rows))
         self._account()
 
@@ -442,17 +649,18 @@ class ContinuousBatcher:
         rows = self._rows
         started = time.perf_counter()
         input_ids = torch.tensor([[r.output_ids[-1]] for r in rows], device=self.device)
-        positions = torch.tensor([[r.length - 1] for r in rows], device=self.device)
-        mask = torch.cat([self._mask, self._mask.new_ones((len(rows), 1))], dim=1)
+        held = torch.tensor([r.length - 1 for r in rows])  # tokens in each row's slot
+        self._kv.decode(held)
+        # Row i attends to its own columns 0..held[i] (the last one is written by this step).
+        mask = torch.arange(self._kv._span)[None, :] <= held[:, None]
         out = self.model(
             input_ids=input_ids,
-            attention_mask=mask,
-            position_ids=positions,
-            cache=self._cache,
+            attention_mask=mask.to(self.device),
+            position_ids=held[:, None].to(self.device),
+            cache=self._kv.cache,
             use_cache=True,
             logits_to_keep=1,
         )
-        self._mask = mask
         tokens = self._pick(out.logits[:, -1, :], rows)
         finished = [
             i for i, (r, t) in enumerate(zip(rows, tokens, strict=True)) if self._append(r, t)
@@ -485,29 +693,30 @@ class ContinuousBatcher:
         return _take_token(request, token, self.tokenizer, self.eos_token_ids)
 
     def _remove_rows(self, indices: list[int]) -> None:
-        torch = self._torch
-        gone = set(indices)
-        keep = [i for i in range(len(self._rows)) if i not in gone]
-        self.stats.left += len(gone)
-        if not keep:
-            self._rows, self._cache, self._mask = [], None, None
-            self._account()
-            return
-        index = torch.tensor(keep, device=self.device)
-        mask = self._mask.index_select(0, index)
-        used = mask.any(dim=0).nonzero()
-        lead = int(used[0]) if len(used) else 0  # columns no remaining row uses
-        for layer in self._cache.layers:
-            layer.keys = layer.keys.index_select(0, index)[:, :, lead:, :]
-            layer.values = layer.values.index_select(0, index)[:, :, lead:, :]
-        self._mask = mask[:, lead:]
-        self._rows = [self._rows[i] for i in keep]
+        """Drop rows; the last row moves into each freed slot, so rows stay in slots 0..n-1."""
+        rows = self._rows
+        self.stats.left += len(set(indices))
+        for i in sorted(set(indices), reverse=True):
+            last = len(rows) - 1
+            if i != last:
+                self._kv.move(last, i, rows[last].length - 1)
+                rows[i] = rows[last]
+            rows.pop()
+        self._keep_head_next()
         self._account()
+
+    def _keep_head_next(self) -> None:
+        """Keep the prefilling request's slot right after the rows (the slot it will join at), so
+        that slots 0..running-1 are all a re-cut needs to keep."""
+        head = self._prefilling[0] if self._prefilling else None
+        if head is not None and head.slot is not None and head.slot > len(self._rows):
+            self._kv.move(head.slot, len(self._rows), head.prefilled)
+            head.slot = len(self._rows)
 
     def _account(self) -> None:
         stats = self.stats
-        width = self._mask.shape[1] if self._mask is not None else 0
-        stats.kv_bytes = len(self._rows) * width * self.bytes_per_token
+        held = sum(r.length - 1 for r in self._rows) + sum(r.prefilled for r in self._prefilling)
+        stats.kv_bytes = held * self.bytes_per_token
         stats.peak_kv_bytes = max(stats.peak_kv_bytes, stats.kv_bytes)
         running = self._rows + list(self._prefilling)
         stats.reserved_kv_bytes = (
@@ -529,7 +738,8 @@ class ContinuousBatcher:
             request.send(request.stream._on_error, error)
 
     def _fail_running(self, exc: Exception) -> None:
-        rows, self._rows, self._cache, self._mask = self._rows, [], None, None
+        rows, self._rows = self._rows, []
+        self._keep_head_next()
         self._fail(rows, exc)
         self._account()
 
@@ -537,7 +747,7 @@ class ContinuousBatcher:
         with self._cond:
             waiting, self._queue = list(self._queue), deque()
         running = self._rows + list(self._prefilling) + waiting
-        self._rows, self._prefilling, self._cache, self._mask = [], deque(), None, None
+        self._rows, self._prefilling = [], deque()
         error = _shutting_down(self.name)
         for request in running:
             request.send(request.stream._on_error, error)
@@ -599,6 +809,7 @@ class TransformersContinuousBatcher:
             model.config, next(model.parameters()).element_size()
         )
         self.stats = ContinuousStats()
+        self.cache_tokens = kv_cache_bytes // self.bytes_per_token
         num_blocks = max(1, kv_cache_bytes // (page_size * self.bytes_per_token))
         self.stats.kv_bytes = self.stats.peak_kv_bytes = (
             num_blocks * page_size * self.bytes_per_token
@@ -775,8 +986,8 @@ def _new_request(
             reason="SEGMENT_TOO_LONG",
             metadata={**metadata, "limit": str(owner.max_window)},
         )
-    if request.reserve * owner.bytes_per_token > owner.kv_cache_bytes:
-        limit = owner.kv_cache_bytes // owner.bytes_per_token
+    if request.reserve > owner.cache_tokens:
+        limit = owner.cache_tokens
         raise InvalidArgument(
             f"a prompt of {len(prompt_ids)} tokens plus {max_new_tokens} new tokens is more than "
             f"model {owner.name!r}'s KV cache holds ({limit} tokens)",

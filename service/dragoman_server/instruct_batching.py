@@ -123,8 +123,7 @@ class InstructBatcher:
         what the KV cache holds when that is less."""
         if self.continuous is None:
             return self.engine.window
-        cache = self.continuous.kv_cache_bytes // self.continuous.bytes_per_token
-        return min(self.engine.window, cache)
+        return min(self.engine.window, self.continuous.cache_tokens)
 
     @property
     def queue_depth(self) -> int:

@@ -16,6 +16,7 @@ from dragoman.v1 import dragoman_pb2, dragoman_pb2_grpc
 
 from . import detection, tracing
 from .admission import Admission
+from .continuous import bound_kernel_caches
 from .dataplane import DataPlane
 from .interceptors import CallInterceptor
 from .metrics import Metrics
@@ -230,6 +231,7 @@ async def serve(config: Config) -> int:
 
 
 async def _serve(config: Config) -> int:
+    bound_kernel_caches()  # before any model runs
     server = DragomanServer(config)
     await server.start()
     loop = asyncio.get_running_loop()

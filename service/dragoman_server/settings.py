@@ -417,7 +417,7 @@ class ModelConfig:
     prompt_template: str | None = None  # None: the built-in one for the task
     # continuous (iteration-level, Dragoman's), paged (transformers'), static (batcher.py)
     batching: str = "continuous"
-    kv_cache_mb: int = 512  # KV-cache memory for continuous batching
+    kv_cache_mb: int = 512  # continuous batching: KV cache plus one step's working memory
     context_window: int | None = None  # cap on the model's own window (tokens)
     # regenerate: a flagged segment is generated once more (see output_checks); flag: flagged
     # only; off: not checked (for a benchmark's random-weight models, which fail every check).
