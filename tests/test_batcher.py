@@ -13,9 +13,10 @@ from collections.abc import Sequence
 import pytest
 
 from conftest import copy_model, make_config, needs_copy_model
-from dragoman_server.batcher import Batcher, fair_share
+from dragoman_server.batcher import Batcher
 from dragoman_server.engines import Engine, Generated, GenerationParams, load_engine
 from dragoman_server.errors import Internal, InvalidArgument, ResourceExhausted, Unavailable
+from dragoman_server.fairness import fair_share
 
 PARAMS = GenerationParams("pt", "en")
 

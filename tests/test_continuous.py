@@ -18,6 +18,7 @@ from dragoman_server.continuous import (
     make_continuous_batcher,
 )
 from dragoman_server.errors import InvalidArgument, ResourceExhausted, Unavailable
+from dragoman_server.fairness import fair_share
 from model_factory import build_tiny_llama, build_tiny_qwen2
 
 COPY_CHAT = Path(__file__).resolve().parent.parent.parent / "shared" / "models" / "copy-chat"
@@ -207,6 +208,37 @@ def test_cancelling_the_awaiting_task_frees_the_slot_and_its_cache(random_model)
     assert done.output_tokens == 5
     assert stats.cancelled == 1 and stats.left == 2 and stats.reserved_kv_bytes == 0
     assert stats.steps < 239 + 4  # fewer than the long one run to its end, then the short one
+
+
+def test_calls_take_turns_for_the_rows(random_model):
+    """One row: a call queues five requests, then another call one. The second call's request
+    runs second (its turn), not after the first call's five."""
+    model, tok = random_model
+    prompt = _prompt(tok, "Olá")
+    order: list[str] = []
+
+    async def run(stream, name):
+        await stream.result()
+        order.append(name)
+
+    async def main():
+        batcher = _batcher(model, tok, max_batch_size=1, max_queue_size=8)
+        try:
+            with fair_share():
+                big = [batcher.submit(prompt, max_new_tokens=4, min_new_tokens=4) for _ in range(5)]
+            with fair_share():
+                small = batcher.submit(prompt, max_new_tokens=4, min_new_tokens=4)
+            await asyncio.wait_for(
+                asyncio.gather(
+                    *(run(s, f"big-{k}") for k, s in enumerate(big)), run(small, "small")
+                ),
+                LIMIT,
+            )
+        finally:
+            batcher.close()
+
+    asyncio.run(main())
+    assert order == ["big-0", "small", "big-1", "big-2", "big-3", "big-4"]
 
 
 def test_the_cache_is_allocated_once_and_written_in_place(random_model):

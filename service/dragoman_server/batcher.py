@@ -14,44 +14,24 @@ gets the error (Internal, GENERATION_FAILED). A batch that fails for every input
 costs about twice as many model calls as it has segments, once.
 
 Nor does one call's size hold up another's: segments wait in one queue per call (see
-`fair_share`), and batches are filled round-robin across the calls waiting, one segment of each
+fairness.py), and batches are filled round-robin across the calls waiting, one segment of each
 in turn. A one-sentence call arriving behind a call of 4,000 segments goes into the next batch,
 not after the 4,000.
 """
 
 import asyncio
-import contextlib
-import contextvars
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
 from .engines.base import Engine, Generated, GenerationParams
 from .errors import Internal, InvalidArgument, ResourceExhausted, Unavailable
+from .fairness import FairQueue, current_call
 
 log = logging.getLogger(__name__)
-
-# The call on whose behalf segments are submitted (see `fair_share`); None: one shared queue.
-_call_var: contextvars.ContextVar[Hashable | None] = contextvars.ContextVar(
-    "dragoman_batcher_call", default=None
-)
-
-
-@contextlib.contextmanager
-def fair_share() -> Iterator[None]:
-    """Within this block, segments submitted (by this task and the tasks it starts) belong to one
-    call of their own, which gets its turn in every batch beside the other calls waiting."""
-    token = _call_var.set(object())
-    try:
-        yield
-    finally:
-        try:
-            _call_var.reset(token)
-        except ValueError:  # ended in another context (an async generator closed elsewhere)
-            pass
 
 
 @dataclass(eq=False)
@@ -112,8 +92,7 @@ class Batcher:
         self.observer = observer
         self.stats = BatcherStats()
         # Waiting segments, one queue per call, in turn order (round-robin: see _take_batch).
-        self._queues: dict[Hashable | None, deque[_Item]] = {}
-        self._waiting = 0
+        self._queue: FairQueue[_Item] = FairQueue()
         self._cond = threading.Condition()
         self._running = True
         self._last_batch_seconds, self._expected = 0.0, 0
@@ -125,7 +104,7 @@ class Batcher:
 
     @property
     def queue_depth(self) -> int:
-        return self._waiting
+        return len(self._queue)
 
     def submit(
         self, texts: Sequence[str], token_counts: Sequence[int], params: GenerationParams
@@ -136,7 +115,7 @@ class Batcher:
             # Waiting cannot make room for these: the data plane refuses them earlier, naming the
             # field; this is the last line for any other caller.
             raise over_queue(self.engine.name, len(texts), self.max_queue_size)
-        call = _call_var.get()
+        call = current_call()
         items = [
             _Item(t, n, params, loop.create_future(), loop, call)
             for t, n in zip(texts, token_counts, strict=True)
@@ -144,10 +123,9 @@ class Batcher:
         with self._cond:
             if not self._running:
                 raise _shutting_down(self.engine.name)
-            if self._waiting + len(items) > self.max_queue_size:
-                raise queue_full(self.engine.name, self._waiting, self.max_queue_size)
-            self._queues.setdefault(call, deque()).extend(items)
-            self._waiting += len(items)
+            if len(self._queue) + len(items) > self.max_queue_size:
+                raise queue_full(self.engine.name, len(self._queue), self.max_queue_size)
+            self._queue.extend(call, items)
             self._cond.notify()
         return [item.future for item in items]
 
@@ -170,18 +148,6 @@ class Batcher:
             self._cond.notify_all()
         self._thread.join(timeout)
 
-    def _drop_abandoned(self) -> None:
-        """Forget the segments whose callers have gone (and the calls left with none)."""
-        for call in list(self._queues):
-            queue = self._queues[call]
-            live = deque(item for item in queue if not item.abandoned)
-            if len(live) != len(queue):
-                self.stats.dropped += len(queue) - len(live)
-                self._waiting -= len(queue) - len(live)
-                self._queues[call] = live
-            if not live:
-                del self._queues[call]
-
     @staticmethod
     def _next_of(queue: deque[_Item], params: GenerationParams) -> _Item | None:
         """A call's first waiting segment with these params."""
@@ -194,47 +160,37 @@ class Batcher:
         """Round-robin over the calls waiting: one segment of each in turn, all with the params
         of the first call's first segment, within the batch's size and token budget. The calls
         served move to the back of the turn order."""
-        self._drop_abandoned()
-        if not self._queues:
+        self.stats.dropped += len(self._queue.remove_if(lambda item: item.abandoned))
+        turns = self._queue.turns()
+        if not turns:
             return []
-        params = next(iter(self._queues.values()))[0].params
+        params = turns[0][1][0].params
         batch: list[_Item] = []
         served: list[Hashable | None] = []
         longest = 0
-        open_calls = list(self._queues)
-        while open_calls and len(batch) < self.max_batch_size:
-            still_open = []
-            for call in open_calls:
+        while turns and len(batch) < self.max_batch_size:
+            still = []
+            for call, queue in turns:
                 if len(batch) >= self.max_batch_size:
                     break
-                queue = self._queues[call]
                 item = self._next_of(queue, params)
                 if item is None:
                     continue
                 if batch and (len(batch) + 1) * max(longest, item.tokens) > self.max_batch_tokens:
                     continue  # over the token budget: this call waits for the next batch
-                queue.remove(item)
-                self._waiting -= 1
+                self._queue.take(call, item)
                 batch.append(item)
                 longest = max(longest, item.tokens)
                 if call not in served:
                     served.append(call)
-                still_open.append(call)
-            open_calls = still_open
-        for call in served:  # to the back of the turn order
-            queue = self._queues.pop(call)
-            if queue:
-                self._queues[call] = queue
-        for call in [c for c, q in self._queues.items() if not q]:
-            del self._queues[call]
+                still.append((call, queue))
+            turns = still
+        self._queue.to_the_back(served)
         return batch
-
-    def _oldest_enqueued(self) -> float:
-        return min(q[0].enqueued for q in self._queues.values() if q)
 
     def _wait_for_batch(self) -> list[_Item]:
         with self._cond:
-            while self._running and not self._waiting:
+            while self._running and not self._queue:
                 self._cond.wait()
             if not self._running:
                 return []
@@ -245,15 +201,15 @@ class Batcher:
             # those that queued while it ran), the batch keeps waiting, up to FILL_FRACTION of the
             # last batch's time; once that many are here (or for a lone caller) only
             # `max_queue_delay` applies.
-            first = self._oldest_enqueued()
+            first = min(queue[0].enqueued for _, queue in self._queue.turns())
             usual = first + self.max_queue_delay
             # Counted from when the worker was free: segments that queued during the last batch
             # have waited, but the callers it answered have only just been able to come back.
             free = max(first, self._free_since)
             cap = max(usual, free + FILL_FRACTION * self._last_batch_seconds)
             expected = min(self.max_batch_size, max(1, self._expected))
-            while self._running and self._waiting < self.max_batch_size:
-                fill_by = usual if self._waiting >= expected else cap
+            while self._running and len(self._queue) < self.max_batch_size:
+                fill_by = usual if len(self._queue) >= expected else cap
                 remaining = fill_by - time.monotonic()
                 if remaining <= 0:
                     break
@@ -269,14 +225,13 @@ class Batcher:
                 continue
             self._run(batch)
         with self._cond:
-            pending = [item for queue in self._queues.values() for item in queue]
-            self._queues, self._waiting = {}, 0
+            pending = self._queue.drain()
         for item in pending:
             item.loop.call_soon_threadsafe(_fail, item.future, _shutting_down(self.engine.name))
 
     def _run(self, batch: list[_Item]) -> None:
         batch.sort(key=lambda item: item.tokens)
-        depth = self._waiting
+        depth = len(self._queue)
         started = time.perf_counter()
         try:
             results = self.engine.generate(
@@ -289,7 +244,7 @@ class Batcher:
             return
         elapsed = time.perf_counter() - started
         # The callers just answered will be back, and those who queued meanwhile are still here.
-        self._last_batch_seconds, self._expected = elapsed, len(batch) + self._waiting
+        self._last_batch_seconds, self._expected = elapsed, len(batch) + len(self._queue)
         self._free_since = time.monotonic()
         stats = self.stats
         stats.batches += 1

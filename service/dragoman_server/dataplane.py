@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
 
 from . import detection
-from .batcher import fair_share
 from .cache import TranslationCache
 from .domain import (
     ParagraphResult,
@@ -29,6 +28,7 @@ from .domain import (
     TranslationResult,
 )
 from .errors import Internal
+from .fairness import fair_share
 from .generation import SegmentGenerator
 from .registry import ModelEntry, ModelRegistry
 from .router import Router
