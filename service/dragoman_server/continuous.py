@@ -30,7 +30,8 @@ an unmodified HF model on CPU with a hard KV budget:
   so the cache holds `cache_tokens = (kv_cache_bytes - fixed) // (bytes_per_token + per_token)`.
   Slots are as wide as the longest reservation (prompt + max_new_tokens) among the running
   requests, so admission reserves `rows x longest <= cache_tokens`; a request that cannot fit now
-  waits in a bounded FIFO queue, a full queue is refused with RESOURCE_EXHAUSTED (KV_CACHE_FULL),
+  waits in a bounded queue where calls take turns (fairness.py: an article of 50 paragraphs does
+  not hold up a one-paragraph call); a full queue is refused with RESOURCE_EXHAUSTED (KV_CACHE_FULL),
   and one that could never fit with INVALID_ARGUMENT (SEGMENT_TOO_LONG).
 
 The implementation stays a choice (`make_continuous_batcher(implementation=...)`): "dragoman" (the
@@ -54,6 +55,7 @@ from dataclasses import dataclass, field
 
 from .engines.base import Generated
 from .errors import Internal, InvalidArgument, ModelLoadError, ResourceExhausted, Unavailable
+from .fairness import FairQueue, current_call
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,8 @@ _END = object()
 PREFILL_BUCKET = 32  # prefill chunks are padded to a multiple of this many tokens
 TRIM_SECONDS = 1.0
 KERNEL_CACHE_ENTRIES = 32
+# What the bounded kernel caches may hold, counted in a CPU half-precision model's kv_cache_mb.
+KERNEL_CACHE_BYTES = 32 * 2**20
 
 
 def bound_kernel_caches(entries: int = KERNEL_CACHE_ENTRIES) -> None:
@@ -142,7 +146,8 @@ def step_memory(config, dtype_size: int, rows: int, prefill_tokens: int) -> tupl
 
 
 def kv_budget_bytes(config, dtype_size: int, tokens: int, rows: int, prefill_tokens: int) -> int:
-    """The `kv_cache_bytes` under which `ContinuousBatcher` holds `tokens` tokens of cache."""
+    """The `kv_cache_bytes` under which `ContinuousBatcher` holds `tokens` tokens of cache (a
+    half-precision model on the CPU also counts KERNEL_CACHE_BYTES)."""
     fixed, per_token = step_memory(config, dtype_size, rows, prefill_tokens)
     return fixed + tokens * (kv_bytes_per_token(config, dtype_size) + per_token)
 
@@ -409,6 +414,10 @@ class ContinuousBatcher:
             fixed, per_token = step_memory(
                 config, dtype_size, self.max_batch_size, self.prefill_chunk_tokens
             )
+        if self.device.type == "cpu" and parameter.dtype in (torch.bfloat16, torch.float16):
+            # oneDNN's and ideep's compiled kernels for half-precision matmuls (see
+            # bound_kernel_caches): measured 25-30 MB with the worker's arena for a 0.5B model.
+            fixed += KERNEL_CACHE_BYTES
         self.step_bytes = fixed
         # The budget holds the cache and one step's working memory (see step_memory).
         self.cache_tokens = max(0, (kv_cache_bytes - fixed) // (self.bytes_per_token + per_token))
@@ -421,7 +430,7 @@ class ContinuousBatcher:
         self._kv = SlotCache(config, self.cache_tokens, parameter.dtype, self.device)
         self.stats.kv_store_bytes = self._kv.nbytes
         self._eos = torch.tensor(sorted(self.eos_token_ids), dtype=torch.long, device=self.device)
-        self._queue: deque[_Request] = deque()  # waiting for admission, FIFO
+        self._queue: FairQueue[_Request] = FairQueue()  # waiting for admission, calls in turn
         self._cond = threading.Condition()
         self._running = True
         self._prefilling: deque[_Request] = deque()  # admitted, prompt not yet all in cache
@@ -478,7 +487,7 @@ class ContinuousBatcher:
                     retry_after_s=self._retry_after(),
                     metadata={**metadata, "limit": str(self.max_queue_size)},
                 )
-            self._queue.append(request)
+            self._queue.extend(current_call(), [request])
             self._cond.notify()
         return request.stream
 
@@ -551,20 +560,21 @@ class ContinuousBatcher:
                 pass
 
     def _admit_locked(self) -> None:
+        """Admit waiting requests while rows and cache room allow, the calls taking turns (see
+        fairness.py): the next call's first request joins, then that call goes to the back."""
+        self.stats.cancelled += len(self._queue.remove_if(lambda request: request.cancelled))
         while self._queue:
-            head = self._queue[0]
-            if head.cancelled:
-                self._queue.popleft()
-                self.stats.cancelled += 1
-                continue
+            call, waiting = self._queue.turns()[0]
+            head = waiting[0]
             running = self._rows + list(self._prefilling)
             if len(running) >= self.max_batch_size:
                 return
             longest = max([r.reserve for r in running] + [head.reserve])
             if running and (len(running) + 1) * longest > self.cache_tokens:
-                return  # FIFO: the head waits for room, the others wait behind it
+                return  # the request in turn waits for room, the others wait behind it
             reserved = (len(running) + 1) * longest * self.bytes_per_token
-            self._queue.popleft()
+            self._queue.take(call, head)
+            self._queue.to_the_back([call])
             self._prefilling.append(head)
             self.stats.joined += 1
             self.stats.reserved_kv_bytes = reserved
@@ -745,7 +755,7 @@ class ContinuousBatcher:
 
     def _shut_down(self) -> None:
         with self._cond:
-            waiting, self._queue = list(self._queue), deque()
+            waiting = self._queue.drain()
         running = self._rows + list(self._prefilling) + waiting
         self._rows, self._prefilling = [], deque()
         error = _shutting_down(self.name)
