@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import ModelLoadError
+from ..gil import courtesy
 from .base import Engine, GenerationParams
 from .loading import resolve_device
 from .multilingual import LanguageTokens
@@ -163,4 +164,6 @@ class TokenizedEngine(Engine):
             return []
         with self._tokenizer_lock:
             encoded = self.tokenizer(list(texts), add_special_tokens=True)
+        # Segmentation calls this for every sentence of a text, in a loop (see gil.py).
+        courtesy()
         return [len(ids) for ids in encoded["input_ids"]]
