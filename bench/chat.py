@@ -2,7 +2,7 @@
 
     python -m bench chat              # about 17 minutes on 2 cores
     python -m bench chat --quick      # short windows, to check that it works
-    python -m bench chat --window 240 --dtype bfloat16 --kv-cache-mb 96
+    python -m bench chat --window 240 --dtype bfloat16 --kv-cache-mb 128
 
 One run, one model, one seeded workload:
   a  naive: transformers generate(), one request at a time, in-process
@@ -291,34 +291,10 @@ def convert_ct2(model, tokenizer, compute_type: str, directory: Path) -> Path:
 
 
 def ctranslate2_mode(generator, tokenizer, requests, window: float) -> dict:
-    from dragoman_server.batcher import Batcher
-    from dragoman_server.engines.base import GenerationParams
-
-    rss = _RssSampler()
-    started, cpu = time.monotonic(), _cpu_seconds()
+    started = time.monotonic()
     engine = CT2Engine(generator, tokenizer, requests, started + window)
-    batcher = Batcher(engine, max_batch_size=CLIENTS, max_batch_tokens=10**6, max_queue_delay_ms=5)
-    params = GenerationParams()
-
-    async def call(i):
-        r = (await batcher.generate([str(i)], [len(requests[i][0])], params))[0]
-        return r.output_tokens >= requests[i][1]
-
-    async def run():
-        result = await _clients(call, requests, window)
-        await asyncio.to_thread(batcher.close, 600)
-        return result
-
-    short, completed = asyncio.run(run())
-    elapsed = time.monotonic() - started
-    rss.stop()
-    return {
-        "tokens": engine.useful, "seconds": elapsed, "tokens_per_s": engine.useful / elapsed,
-        "tokens_per_cpu_s": engine.useful / max(1e-9, _cpu_seconds() - cpu),
-        "completed": completed, "batches": batcher.stats.batches,
-        "mean_rows_per_step": engine.useful / max(1, engine.steps),
-        "peak_rss_mb": rss.peak / 2**20, "short_latency": _percentiles(short),
-    }  # fmt: skip
+    result = _behind_the_batcher(engine, requests, window, started)
+    return {**result, "mean_rows_per_step": engine.useful / max(1, engine.steps)}
 
 
 async def _clients(call, requests, window: float) -> tuple[list[float], int]:
@@ -348,11 +324,18 @@ async def _clients(call, requests, window: float) -> tuple[list[float], int]:
 
 
 def static(model, tokenizer, requests, window: float) -> dict:
+    started = time.monotonic()
+    engine = StaticEngine(model, tokenizer, requests, started + window)
+    return _behind_the_batcher(engine, requests, window, started)
+
+
+def _behind_the_batcher(engine, requests, window: float, started: float) -> dict:
+    """16 closed-loop clients through today's `Batcher` in front of `engine` (modes b and e)."""
     from dragoman_server.batcher import Batcher
     from dragoman_server.engines.base import GenerationParams
 
-    started, cpu = time.monotonic(), _cpu_seconds()
-    engine = StaticEngine(model, tokenizer, requests, started + window)
+    rss = _RssSampler()
+    cpu = _cpu_seconds()
     batcher = Batcher(engine, max_batch_size=CLIENTS, max_batch_tokens=10**6, max_queue_delay_ms=5)
     params = GenerationParams()
 
@@ -368,11 +351,12 @@ def static(model, tokenizer, requests, window: float) -> dict:
 
     short, completed = asyncio.run(run())
     elapsed = time.monotonic() - started
+    rss.stop()
     return {
         "tokens": engine.useful, "seconds": elapsed, "tokens_per_s": engine.useful / elapsed,
         "tokens_per_cpu_s": engine.useful / max(1e-9, _cpu_seconds() - cpu),
         "completed": completed, "batches": batcher.stats.batches,
-        "short_latency": _percentiles(short),
+        "peak_rss_mb": rss.peak / 2**20, "short_latency": _percentiles(short),
     }  # fmt: skip
 
 
@@ -494,7 +478,7 @@ def main(argv=None) -> int:
         help="CTranslate2 compute type for e (int8, int8_float32, int16, float32...)",
     )  # fmt: skip
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
-    parser.add_argument("--kv-cache-mb", type=float, default=96.0)
+    parser.add_argument("--kv-cache-mb", type=float, default=128.0)
     parser.add_argument("--requests", type=int, default=400, help="workload size (upper bound)")
     args = parser.parse_args(argv)
     if args.quick:
