@@ -157,16 +157,15 @@ class Batcher:
         return None
 
     def _take_batch(self) -> list[_Item]:
-        """Round-robin over the calls waiting: one segment of each in turn, all with the params
-        of the first call's first segment, within the batch's size and token budget. The calls
-        served move to the back of the turn order."""
+        """Round-robin over the calls waiting, in their turn order (fairness.py): one segment of
+        each in turn, all with the params of the first call's first segment, within the batch's
+        size and token budget."""
         self.stats.dropped += len(self._queue.remove_if(lambda item: item.abandoned))
         turns = self._queue.turns()
         if not turns:
             return []
         params = turns[0][1][0].params
         batch: list[_Item] = []
-        served: list[Hashable | None] = []
         longest = 0
         while turns and len(batch) < self.max_batch_size:
             still = []
@@ -181,11 +180,8 @@ class Batcher:
                 self._queue.take(call, item)
                 batch.append(item)
                 longest = max(longest, item.tokens)
-                if call not in served:
-                    served.append(call)
                 still.append((call, queue))
             turns = still
-        self._queue.to_the_back(served)
         return batch
 
     def _wait_for_batch(self) -> list[_Item]:

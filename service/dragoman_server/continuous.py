@@ -561,7 +561,7 @@ class ContinuousBatcher:
 
     def _admit_locked(self) -> None:
         """Admit waiting requests while rows and cache room allow, the calls taking turns (see
-        fairness.py): the next call's first request joins, then that call goes to the back."""
+        fairness.py): the first request of the call whose turn it is joins."""
         self.stats.cancelled += len(self._queue.remove_if(lambda request: request.cancelled))
         while self._queue:
             call, waiting = self._queue.turns()[0]
@@ -574,7 +574,6 @@ class ContinuousBatcher:
                 return  # the request in turn waits for room, the others wait behind it
             reserved = (len(running) + 1) * longest * self.bytes_per_token
             self._queue.take(call, head)
-            self._queue.to_the_back([call])
             self._prefilling.append(head)
             self.stats.joined += 1
             self.stats.reserved_kv_bytes = reserved

@@ -45,11 +45,13 @@ def current_call() -> Hashable | None:
 
 
 class FairQueue(Generic[T]):
-    """Items waiting, one deque per call, the calls in turn order. Not thread-safe: its owner
-    holds its own lock."""
+    """Items waiting, one deque per call. The next call served is the one served least so far
+    while waiting (ties: the earliest to arrive), so a call that arrives behind a big one goes
+    first. Not thread-safe: its owner holds its own lock."""
 
     def __init__(self) -> None:
         self._calls: dict[Hashable | None, deque[T]] = {}
+        self._served: dict[Hashable | None, int] = {}
         self._count = 0
 
     def __len__(self) -> int:
@@ -60,22 +62,17 @@ class FairQueue(Generic[T]):
         self._count += len(items)
 
     def turns(self) -> list[tuple[Hashable | None, deque[T]]]:
-        """Each call with its waiting items, in turn order (the next to be served first)."""
-        return list(self._calls.items())
+        """Each call with its waiting items, the next to be served first."""
+        return sorted(self._calls.items(), key=lambda entry: self._served.get(entry[0], 0))
 
     def take(self, call: Hashable | None, item: T) -> None:
-        """Remove `item` (chosen from `turns()`) from its call's queue."""
-        self._calls[call].remove(item)
+        """Remove `item` (chosen from `turns()`) from its call's queue: the call was served."""
+        items = self._calls[call]
+        items.remove(item)
         self._count -= 1
-
-    def to_the_back(self, calls: list[Hashable | None]) -> None:
-        """The calls just served go to the back of the turn order; calls left empty go."""
-        for call in calls:
-            items = self._calls.pop(call, None)
-            if items:
-                self._calls[call] = items
-        for call in [c for c, items in self._calls.items() if not items]:
-            del self._calls[call]
+        self._served[call] = self._served.get(call, 0) + 1
+        if not items:
+            self._forget(call)
 
     def remove_if(self, gone: Callable[[T], bool]) -> list[T]:
         """Remove and return every item for which `gone` is true (abandoned work)."""
@@ -87,12 +84,16 @@ class FairQueue(Generic[T]):
                 removed.extend(item for item in items if gone(item))
                 self._calls[call] = kept
             if not kept:
-                del self._calls[call]
+                self._forget(call)
         self._count -= len(removed)
         return removed
 
     def drain(self) -> list[T]:
         """Remove and return everything (shutting down)."""
         items = [item for queue in self._calls.values() for item in queue]
-        self._calls, self._count = {}, 0
+        self._calls, self._served, self._count = {}, {}, 0
         return items
+
+    def _forget(self, call: Hashable | None) -> None:
+        del self._calls[call]
+        self._served.pop(call, None)
