@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .engines.base import Engine, Generated, GenerationParams
@@ -41,7 +41,6 @@ class _Item:
     params: GenerationParams
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
-    call: Hashable | None = None
     enqueued: float = field(default_factory=time.monotonic)
 
     @property
@@ -117,7 +116,7 @@ class Batcher:
             raise over_queue(self.engine.name, len(texts), self.max_queue_size)
         call = current_call()
         items = [
-            _Item(t, n, params, loop.create_future(), loop, call)
+            _Item(t, n, params, loop.create_future(), loop)
             for t, n in zip(texts, token_counts, strict=True)
         ]
         with self._cond:

@@ -197,7 +197,8 @@ class Translator:
     # -- the steps ------------------------------------------------------------------------------
 
     async def _start(self, request: TranslateInput) -> _Plan:
-        """Resolve, prepare and check every text, then queue all first-hop segments at once."""
+        """Resolve, prepare and check every text (two at a time), then queue every first-hop
+        segment (in slices: see _queue)."""
         plan = _Plan()
         texts = range(len(request.texts))
         routes = await _in_turn([functools.partial(self._route, request, i) for i in texts])
