@@ -132,13 +132,7 @@ class Batcher:
         self, texts: Sequence[str], token_counts: Sequence[int], params: GenerationParams
     ) -> list[Generated]:
         """Submit and wait for all; cancelling the caller abandons every segment."""
-        futures = self.submit(texts, token_counts, params)
-        try:
-            return list(await asyncio.gather(*futures))
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+        return await await_or_abandon(self.submit(texts, token_counts, params))
 
     def close(self, timeout: float | None = 5.0) -> None:
         """Stop the worker; queued segments fail."""
@@ -295,6 +289,18 @@ class Batcher:
                 metadata={"model": self.engine.name},
             )
             item.loop.call_soon_threadsafe(_fail, item.future, error)
+
+
+async def await_or_abandon(futures: Sequence[asyncio.Future]) -> list:
+    """The futures' results in order; when the caller is cancelled or one of them fails, the
+    others are cancelled: a batcher's segments are abandoned (dropped before the model), a
+    single-flight share is let go."""
+    try:
+        return list(await asyncio.gather(*futures))
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
 
 
 def over_queue(model: str, count: int, limit: int, field: str | None = None) -> InvalidArgument:

@@ -23,7 +23,14 @@ import copy
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from .batcher import Batcher, BatcherStats, BatchObserver, over_queue, queue_full
+from .batcher import (
+    Batcher,
+    BatcherStats,
+    BatchObserver,
+    await_or_abandon,
+    over_queue,
+    queue_full,
+)
 from .continuous import ContinuousBatcher, TransformersContinuousBatcher, make_continuous_batcher
 from .engines import Generated, GenerationParams
 from .errors import ModelLoadError
@@ -161,13 +168,7 @@ class InstructBatcher:
         self, texts: Sequence[str], token_counts: Sequence[int], params: GenerationParams
     ) -> list[Generated]:
         """Submit and wait for all; cancelling the caller abandons every unit."""
-        futures = self.submit(texts, token_counts, params)
-        try:
-            return list(await asyncio.gather(*futures))
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+        return await await_or_abandon(self.submit(texts, token_counts, params))
 
     async def stream(
         self, text: str, params: GenerationParams, on_delta: Callable[[str], None]

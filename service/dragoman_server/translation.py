@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from . import output_checks, tracing
+from .batcher import await_or_abandon
 from .domain import ParagraphResult, TranslateInput, TranslationResult
 from .engines import Engine, GenerationParams
 from .generation import SegmentGenerator, check_queue_room, check_window
@@ -176,11 +177,7 @@ class Translator:
         futures = self.generator.submit(
             entry, doc.segments(), tokens, GenerationParams(hop.source, hop.target), field
         )
-        try:
-            results = await asyncio.gather(*futures)
-        finally:
-            for f in futures:
-                f.cancel()
+        results = await await_or_abandon(futures)
         counts.input_tokens += sum(r.input_tokens for r in results)
         counts.output_tokens += sum(r.output_tokens for r in results)
         if flags is not None:
@@ -415,11 +412,7 @@ class Translator:
             futures = self.generator.submit(
                 entry, doc.segments(), tokens, GenerationParams(hop.source, hop.target), job.field
             )
-            try:
-                parts = await asyncio.gather(*futures)
-            finally:
-                for f in futures:
-                    f.cancel()
+            parts = await await_or_abandon(futures)
             text = doc.render([p.text for p in parts])
             spent_in = result.input_tokens + sum(p.input_tokens for p in parts)
             spent_out = result.output_tokens + sum(p.output_tokens for p in parts)
